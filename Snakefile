@@ -1,0 +1,21 @@
+# sa2va-st: from nothing to a trained, evaluated spatial-temporal grounding model.
+# Stages are one rule file each under workflow/rules/; the logic lives in src/sa2va_st/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/unpack.smk"
+include: "workflow/rules/sources.smk"
+include: "workflow/rules/inventory.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.prepare_data.input,

@@ -1,0 +1,34 @@
+"""What every entry point in scripts/ shares: logging to stderr (the rule's log) and clean errors."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable
+
+from .errors import Sa2vaError
+
+
+def run(main: Callable[[], object]) -> None:
+    """Call `main`; a Sa2vaError becomes its message on stderr and exit status 1, without a traceback."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        main()
+    except Sa2vaError as error:
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+def add_extract_limit_options(parser) -> None:
+    """The archive limits (config key `unpack`) as options, for the scripts that extract archives."""
+    from .data.archives import ExtractLimits
+
+    parser.add_argument("--max-members", type=int, default=ExtractLimits.max_members)
+    parser.add_argument("--max-total-bytes", type=int, default=ExtractLimits.max_total_bytes)
+    parser.add_argument("--reserve-bytes", type=int, default=ExtractLimits.reserve_bytes, help="free disk to keep")
+
+
+def extract_limits(args):
+    from .data.archives import ExtractLimits
+
+    return ExtractLimits(max_members=args.max_members, max_total_bytes=args.max_total_bytes, reserve_bytes=args.reserve_bytes)

@@ -1,0 +1,1 @@
+"""Data acquisition: hub downloads, archive unpacking, dataset layout, inventory."""

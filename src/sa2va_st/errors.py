@@ -1,0 +1,38 @@
+"""Errors a researcher can act on: each names the file, the key and the fix."""
+
+from __future__ import annotations
+
+
+class Sa2vaError(Exception):
+    """Base class: a message that says what is wrong, where, and how to fix it."""
+
+    def __init__(self, what: str, *, file: str | None = None, key: str | None = None, fix: str | None = None):
+        self.what, self.file, self.key, self.fix = what, file, key, fix
+        parts = [what]
+        if file:
+            parts.append(f"file: {file}")
+        if key:
+            parts.append(f"key: {key}")
+        if fix:
+            parts.append(f"fix: {fix}")
+        super().__init__("\n  ".join(parts))
+
+
+class ConfigError(Sa2vaError):
+    """The configuration is invalid; raised before any job runs."""
+
+
+class DownloadError(Sa2vaError):
+    """A file could not be fetched or did not match its published checksum."""
+
+
+class ArchiveError(Sa2vaError):
+    """An archive is unsafe, truncated or too large to unpack here."""
+
+
+class LayoutError(Sa2vaError):
+    """An unpacked tree does not contain what the pipeline needs."""
+
+
+class SourceError(Sa2vaError):
+    """A temporal source (videos or annotations) is missing or broken."""

@@ -1,0 +1,1 @@
+"""A deterministic miniature world in the real formats, for the demo and the tests."""

@@ -1,0 +1,54 @@
+# Path helpers and input functions shared by the rule files. The config is validated here, at
+# parse time, so a wrong key fails before any job runs.
+import json
+import re
+import sys
+from pathlib import Path
+
+from sa2va_st.config import validate_config
+
+
+validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+
+PYTHON = sys.executable  # the interpreter snakemake runs in: the project's environment
+SCRIPTS = Path(workflow.basedir) / "scripts"
+
+DATA_ROOT = config["data_root"]
+DOWNLOAD_DIR = config["download_dir"]
+HUB = config["sa2va_training"]
+HUB_FILES = HUB["files"]
+SOURCES = sorted(config["sources"])
+LOGS = "results/logs"
+
+RECEIPT = f"{DOWNLOAD_DIR}/receipts/{{archive}}.json"
+UNPACKED = f"{DATA_ROOT}/.unpacked/{{archive}}.json"
+SOURCE_MARKER = f"{DATA_ROOT}/.sources/{{source}}.json"
+INVENTORY = "results/data/inventory.json"
+
+
+wildcard_constraints:
+    archive="|".join(re.escape(name) for name in HUB_FILES),
+    source="|".join(re.escape(name) for name in SOURCES) or "(?!)",
+
+
+def data_root_of(marker):
+    """data_root from a marker path ({data_root}/.unpacked/x.json or {data_root}/.sources/x.json)."""
+    return str(Path(marker).parent.parent)
+
+
+def gigabytes(key):
+    return int(float(config["unpack"].get(key, 1)) * (1 << 30))
+
+
+def unpack_limits():
+    """The unpack limits as command-line options of scripts/unpack.py and scripts/fetch_source.py."""
+    unpack = config["unpack"]
+    return (
+        f"--max-members {unpack.get('max_members', 5_000_000)} "
+        f"--max-total-bytes {gigabytes('max_total_gb')} "
+        f"--reserve-bytes {int(float(unpack.get('reserve_gb', 1)) * (1 << 30))}"
+    )
+
+
+def source_spec(wildcards):
+    return json.dumps(config["sources"][wildcards.source], sort_keys=True)
