@@ -1,9 +1,10 @@
 """Fetch one archive of a hub dataset repo (all of its split parts), verified against the hub's hashes.
 
-The real `huggingface_hub` client does the transfer: it resumes a killed download from its
-`.incomplete` file with an HTTP Range request, and reads `HF_TOKEN` itself (we never touch or
-print the token). What the client does not do is check the bytes against the published LFS
-sha256; that is done here, with one fresh re-download before giving up.
+The real `huggingface_hub` client resolves the revision, lists the files with their LFS sha256 and
+builds the file URLs and auth headers (it reads `HF_TOKEN` itself; we never touch or print it).
+The bytes come through transfer.py, which resumes a killed download with an HTTP Range request
+(the client itself restarts from zero). Every file is checked against the published hash, with
+one fresh re-download before giving up.
 
 The result of a fetch is a *receipt*: a small JSON file naming the commit and every part with its
 size and sha256. Later stages read archives only through receipts, so they never see an unverified
@@ -22,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from ..atomic import atomic_write_json, git_blob_sha1, sha256_file
 from ..errors import DownloadError
+from .transfer import download_resumable, part_path
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +84,16 @@ def archive_parts(archive: str, names_in_folder: list[str]) -> list[str]:
 # ----------------------------------------------------------------------------- listing
 
 
-def list_hub_folder(repo_id: str, revision: str, folder: str, endpoint: str | None) -> tuple[str, dict[str, RemoteFile]]:
+def list_hub_folder(
+    repo_id: str, revision: str, folder: str, endpoint: str | None, repo_type: str = REPO_TYPE
+) -> tuple[str, dict[str, RemoteFile]]:
     """Resolve `revision` to a commit and list the files of one folder there (metadata only)."""
     from huggingface_hub import HfApi
 
     api = HfApi(endpoint=endpoint)
-    info = api.repo_info(repo_id, repo_type=REPO_TYPE, revision=revision)
+    info = api.repo_info(repo_id, repo_type=repo_type, revision=revision)
     commit = info.sha
-    entries = api.list_repo_tree(repo_id, path_in_repo=folder or None, repo_type=REPO_TYPE, revision=commit)
+    entries = api.list_repo_tree(repo_id, path_in_repo=folder or None, repo_type=repo_type, revision=commit)
     files = {}
     for entry in entries:
         if hasattr(entry, "blob_id"):
@@ -158,7 +162,9 @@ def fetch_archive(request: ArchiveRequest, receipt_path: Path) -> dict:
         located = [_verify_in_mirror(request.local_mirror, part) for part in parts]
     else:
         _check_free_disk(request, parts)
-        located = [_download_verified(request, commit, part) for part in parts]
+        located = [
+            download_verified(request.repo_id, commit, part, request.download_dir, request.endpoint) for part in parts
+        ]
     receipt = {
         "archive": request.archive,
         "repo_id": request.repo_id,
@@ -183,7 +189,8 @@ def _list_remote(request: ArchiveRequest, folder: str) -> tuple[str, dict[str, R
             raise DownloadError(
                 f"{request.repo_id}@{request.revision}: {type(hub_error).__name__}: {_first_line(hub_error)}",
                 key="sa2va_training.repo_id / sa2va_training.revision",
-                fix="check the repo id and the pinned revision (a branch, tag or commit sha that exists)",
+                fix="check the repo id and the pinned revision (a branch, tag or commit sha that exists); "
+                "for a gated or private repo, export HF_TOKEN with a token that has access",
             ) from hub_error
         mirror = request.local_mirror
         if mirror is not None and (mirror / ".git").exists():
@@ -231,7 +238,8 @@ def _check_free_disk(request: ArchiveRequest, parts: list[RemoteFile]) -> None:
     needed = 0
     for part in parts:
         local = request.download_dir / part.path
-        have = local.stat().st_size if local.exists() else 0
+        partial = part_path(local)
+        have = local.stat().st_size if local.exists() else partial.stat().st_size if partial.exists() else 0
         needed += max(part.size - have, 0)
     free = shutil.disk_usage(request.download_dir).free
     if needed + request.reserve_bytes > free:
@@ -244,32 +252,32 @@ def _check_free_disk(request: ArchiveRequest, parts: list[RemoteFile]) -> None:
         )
 
 
-def _download_verified(request: ArchiveRequest, commit: str, part: RemoteFile) -> Path:
-    """Download one file; if its bytes do not match the hub's hash, fetch it once more, then give up."""
-    from huggingface_hub import hf_hub_download
+def download_verified(
+    repo_id: str, commit: str, part: RemoteFile, download_dir: Path, endpoint: str | None, repo_type: str = REPO_TYPE
+) -> Path:
+    """Download one hub file (resuming a killed run); on a hash mismatch fetch it once more, then give up."""
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers
 
+    target = download_dir / part.path
+    if target.exists():
+        if part.mismatch(target) is None:
+            return _relative_if_possible(target)
+        target.unlink()
+    url = hf_hub_url(repo_id, part.path, repo_type=repo_type, revision=commit, endpoint=endpoint)
+    headers = build_hf_headers()  # the client's own headers: HF_TOKEN (never logged) and user agent
     problem = ""
     for attempt in (1, 2):
-        path = Path(
-            hf_hub_download(
-                request.repo_id,
-                part.path,
-                repo_type=REPO_TYPE,
-                revision=commit,
-                local_dir=request.download_dir,
-                endpoint=request.endpoint,
-                force_download=attempt > 1,
-            )
-        )
-        problem = part.mismatch(path)
+        download_resumable(url, target, headers=headers, expected_size=part.size, label=part.path)
+        problem = part.mismatch(target)
         if problem is None:
-            return _relative_if_possible(path)
-        log.warning("%s: checksum mismatch on attempt %d (%s)", part.path, attempt, problem)
-        os.remove(path)
+            return _relative_if_possible(target)
+        log.warning("%s: checksum mismatch on attempt %d (%s); deleting it", part.path, attempt, problem)
+        target.unlink()
     raise DownloadError(
-        f"{part.path} from {request.repo_id}@{commit} does not match the hub's checksum after 2 downloads: {problem}",
+        f"{part.path} from {repo_id}@{commit} does not match the hub's checksum after 2 downloads: {problem}",
         file=part.path,
-        fix="retry later (the mirror or proxy may be serving a broken copy); the bad file was deleted",
+        fix="retry later (a proxy or mirror may be serving a broken copy); the bad file was deleted",
     )
 
 

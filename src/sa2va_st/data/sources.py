@@ -1,7 +1,7 @@
 """Sources outside the Sa2VA-Training repo: Charades videos, Charades-STA and DiDeMo annotations,
 ReVOS. Each is one config entry of kind `url`, `hf` or `local`:
 
-    url:   plain HTTP(S) files, resumed with Range after a kill, sha256-checked when one is given
+    url:   plain HTTP(S) files, resumed with Range after a kill (transfer.py), sha256-checked when given
     hf:    files of another hub repo, through the same client as the main download
     local: something a person must fetch by hand (a licence form, a dead host); when it is not
            there the job stops with the entry's exact instructions
@@ -17,20 +17,19 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
-
-from tqdm import tqdm
 
 from ..atomic import atomic_write_json, sha256_file, staging_dir
 from ..errors import SourceError
 from .archives import Archive, ExtractLimits
+from .hub import download_verified, list_hub_folder
+from .transfer import download_resumable
 from .layout import VIDEO_SUFFIXES, Tree, find_units, find_video_folder, place
 
 log = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-DOWNLOAD_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -83,60 +82,30 @@ def fetch_source(spec: SourceSpec, data_root: Path, download_dir: Path, marker_p
 # ----------------------------------------------------------------------------- fetching
 
 
-def download_url(url: str, target: Path, expected_sha256: str | None = None) -> Path:
-    """Download `url` to `target`, resuming a `.part` file left by a killed run (HTTP Range)."""
-    import requests
-
-    if target.exists() and (expected_sha256 is None or sha256_file(target) == expected_sha256):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    have = partial.stat().st_size if partial.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
-    with requests.get(url, headers=headers, stream=True, timeout=60) as response:
-        if response.status_code == 416:  # the part file is already complete
-            response.close()
-        else:
-            if response.status_code >= 400:
-                raise SourceError(f"GET {url} answered {response.status_code}", file=url, fix="check the URL in the config, or fetch it by hand and use kind: local")
-            resumed = response.status_code == 206
-            total = int(response.headers.get("Content-Length", 0)) + (have if resumed else 0)
-            with open(partial, "ab" if resumed else "wb") as out, tqdm(
-                total=total or None, initial=have if resumed else 0, unit="B", unit_scale=True, desc=target.name, mininterval=2.0
-            ) as progress:
-                for chunk in response.iter_content(DOWNLOAD_CHUNK):
-                    out.write(chunk)
-                    progress.update(len(chunk))
-    if expected_sha256 is not None:
-        got = sha256_file(partial)
-        if got != expected_sha256:
-            partial.unlink()
-            raise SourceError(f"{url}: sha256 {got} != expected {expected_sha256}", file=str(target), fix="run again to re-download; if it persists the URL serves other content")
-    os.replace(partial, target)
-    return target
-
-
 def _download_url_files(spec: SourceSpec, download_dir: Path) -> list[Path]:
     folder = download_dir / "sources" / spec.name
     fetched = []
     for url in spec.urls:
         filename = Path(urlsplit(url).path).name
-        fetched.append(download_url(url, folder / filename, spec.sha256.get(filename)))
+        target = folder / filename
+        expected = spec.sha256.get(filename)
+        if target.exists() and (expected is None or sha256_file(target) == expected):
+            fetched.append(target)  # fetched by an earlier run
+        else:
+            fetched.append(download_resumable(url, target, expected_sha256=expected, label=f"{spec.name}/{filename}"))
     return fetched
 
 
 def _download_hf_files(spec: SourceSpec, download_dir: Path) -> list[Path]:
-    from huggingface_hub import hf_hub_download
-
-    folder = download_dir / spec.repo_id
-    return [
-        Path(
-            hf_hub_download(
-                spec.repo_id, name, repo_type=spec.repo_type, revision=spec.revision, local_dir=folder, endpoint=spec.endpoint
-            )
-        )
-        for name in spec.files
-    ]
+    """Files of another hub repo, through the same verified, resumable path as the main archives."""
+    fetched = []
+    for name in spec.files:
+        folder = str(PurePosixPath(name).parent).removeprefix(".")
+        commit, remote = list_hub_folder(spec.repo_id, spec.revision, folder, spec.endpoint, spec.repo_type)
+        if name not in remote:
+            raise SourceError(f"{name} is not in {spec.repo_id}@{spec.revision}", key=f"sources.{spec.name}.files", fix=f"it has: {', '.join(sorted(remote))}")
+        fetched.append(download_verified(spec.repo_id, commit, remote[name], download_dir / spec.repo_id, spec.endpoint, spec.repo_type))
+    return fetched
 
 
 # ----------------------------------------------------------------------------- placing
