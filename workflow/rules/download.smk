@@ -21,5 +21,5 @@ rule download:
     shell:
         "{params.python} {params.script} --archive {wildcards.archive:q} --repo-id {params.repo_id:q}"
         " --revision {params.revision:q} --download-dir {params.download_dir:q}"
-        " --endpoint {params.endpoint:q} --local-mirror {params.local_mirror:q}"
+        " --endpoint={params.endpoint:q} --local-mirror={params.local_mirror:q}"
         " --reserve-bytes {params.reserve_bytes} --receipt {output.receipt:q} > {log:q} 2>&1"

@@ -1,4 +1,9 @@
-"""What `prepare_data` produced: files, bytes, images, videos and expressions per dataset."""
+"""What `prepare_data` produced: files, bytes, images, videos and expressions per dataset.
+
+`videos` counts video files, or for datasets stored as frames (MeViS, Ref-YouTube-VOS, ReVOS) the
+frame folders; `annotated_videos` the videos their expression files describe. The RefCOCO family's
+`images` are those its instances.json lists (the files are shared, under coco2014/).
+"""
 
 from __future__ import annotations
 
@@ -37,18 +42,26 @@ def _walk_stats(folder: Path) -> dict[str, int]:
 
 
 def _refer_seg_expressions(folder: Path) -> dict[str, int]:
+    """Refs and sentences from the refs pickle; images are those of instances.json (they live in coco2014/)."""
     refs_files = sorted(folder.glob("refs(*).p"))
     refs = load_builtin_pickle(refs_files[0]) if refs_files else []
-    return {"refs": len(refs), "expressions": sum(len(ref["sentences"]) for ref in refs)}
+    instances = folder / "instances.json"
+    images = len(json.loads(instances.read_text())["images"]) if instances.exists() else 0
+    return {"images": images, "refs": len(refs), "expressions": sum(len(ref["sentences"]) for ref in refs)}
 
 
-def _meta_expression_counts(files: list[Path]) -> dict[str, int]:
-    videos, expressions = set(), 0
-    for path in files:
+def _frame_videos(folder: Path) -> int:
+    """Videos stored as frame folders: the subfolders of every JPEGImages/."""
+    return sum(1 for frames in folder.rglob("JPEGImages") for video in frames.iterdir() if video.is_dir())
+
+
+def _meta_expression_counts(folder: Path, pattern: str) -> dict[str, int]:
+    annotated, expressions = 0, 0
+    for path in sorted(folder.glob(pattern)):
         meta = json.loads(path.read_text())["videos"]
-        videos.update(f"{path.parent.name}/{vid}" for vid in meta)
+        annotated += len(meta)
         expressions += sum(len(video["expressions"]) for video in meta.values())
-    return {"annotated_videos": len(videos), "expressions": expressions}
+    return {"videos": _frame_videos(folder), "annotated_videos": annotated, "expressions": expressions}
 
 
 def _charades_expressions(folder: Path) -> dict[str, int]:
@@ -64,9 +77,9 @@ EXPRESSION_COUNTERS: dict[str, Callable[[Path], dict[str, int]]] = {
     "refcoco": _refer_seg_expressions,
     "refcoco+": _refer_seg_expressions,
     "refcocog": _refer_seg_expressions,
-    "mevis": lambda folder: _meta_expression_counts(sorted(folder.glob("*/meta_expressions.json"))),
-    "rvos": lambda folder: _meta_expression_counts(sorted(folder.glob("meta_expressions/*/meta_expressions.json"))),
-    "revos": lambda folder: _meta_expression_counts(sorted(folder.glob("meta_expressions_*.json"))),
+    "mevis": lambda folder: _meta_expression_counts(folder, "*/meta_expressions.json"),
+    "rvos": lambda folder: _meta_expression_counts(folder, "meta_expressions/*/meta_expressions.json"),
+    "revos": lambda folder: _meta_expression_counts(folder, "meta_expressions_*.json"),
     "charades": _charades_expressions,
     "didemo": _didemo_expressions,
 }

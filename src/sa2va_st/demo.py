@@ -1,0 +1,84 @@
+"""The demo: the whole DAG on the synthetic world, on a CPU, with the real client code paths.
+
+It generates the world (once), serves it through the local hub server, writes `demo/config.yaml`
+(the real config with the hub, URLs and manual folders pointed at the world), and runs Snakemake in
+`demo/` as its working directory, so the demo's results never mix with a real run's.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from .atomic import atomic_write_text
+from .synthetic.hub_server import HubServer
+from .synthetic.world import generate_world
+
+DEFAULT_PORT = 8765  # fixed, so the URLs in the demo config (and Snakemake's params) never change
+DEMO_SEED = 0
+
+
+def demo_config(base: dict, port: int) -> dict:
+    """The real configuration with every remote pointed at the synthetic world's server."""
+    server = f"http://127.0.0.1:{port}"
+    config = copy.deepcopy(base)
+    config.update(data_root="datasets", download_dir="downloads", work_dir="work")
+    config["sa2va_training"].update(endpoint=server, revision="main", local_mirror=None)
+    config["sources"] = {
+        "charades_videos": {
+            "kind": "url",
+            "urls": [f"{server}/static/charades/Charades_v1_480.zip"],
+            "layout": "videos",
+            "dest": "temporal/Charades/videos",
+        },
+        "charades_sta": {
+            "kind": "url",
+            "urls": [f"{server}/static/charades/charades_sta_{split}.txt" for split in ("train", "test")],
+            "layout": "files",
+            "dest": "temporal/Charades/annotations",
+        },
+        "didemo_annotations": {
+            "kind": "hf",
+            "endpoint": server,
+            "repo_id": "synthetic/didemo-annotations",
+            "files": ["train_data.json", "val_data.json", "test_data.json"],
+            "layout": "files",
+            "dest": "temporal/didemo/annotations",
+        },
+        "didemo_videos": {
+            **base["sources"]["didemo_videos"],
+            "path": "world/manual/didemo_videos",
+        },
+        "revos": {**base["sources"]["revos"], "path": "world/manual/ReVOS"},
+    }
+    return config
+
+
+def run_demo(repo: Path, demo_dir: Path, port: int, snakemake_args: list[str], on_request=None) -> int:
+    """Generate/serve the world and run snakemake in `demo_dir`; returns snakemake's exit status.
+
+    `on_request` receives the hub server's log entry of every request (tests use it).
+    """
+    world = demo_dir / "world"
+    generate_world(world, seed=DEMO_SEED)
+    base = yaml.safe_load((repo / "config.yaml").read_text())
+    text = yaml.safe_dump(demo_config(base, port), sort_keys=False)
+    config_path = demo_dir / "config.yaml"
+    if not config_path.exists() or config_path.read_text() != text:
+        atomic_write_text(config_path, text)
+    command = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(repo / "Snakefile"),
+        "--directory", str(demo_dir),
+        "--profile", str(repo / "workflow" / "profiles" / "demo"),
+        *snakemake_args,
+    ]  # fmt: skip
+    env = os.environ | {"HF_HUB_DISABLE_TELEMETRY": "1"}
+    with HubServer(world, port=port, on_request=on_request) as server:
+        print(f"demo: synthetic hub at {server.url}; running snakemake {' '.join(snakemake_args)}", flush=True)
+        return subprocess.run(command, cwd=repo, env=env).returncode

@@ -1,0 +1,86 @@
+"""The demo end to end: snakemake runs prepare_data against the local hub server through the real
+client code, the tree matches the synthetic world, nothing unconfigured is fetched, and a second
+run has nothing to do."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from sa2va_st.demo import run_demo
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    demo_dir = tmp_path_factory.mktemp("demo")
+    port = free_port()
+    requests: list[dict] = []
+    first = run_demo(REPO, demo_dir, port, ["prepare_data", "--quiet"], on_request=requests.append)
+    return demo_dir, port, first, requests
+
+
+def test_prepare_data_succeeds_and_lays_out_the_tree(demo_run):
+    demo_dir, _port, status, _requests = demo_run
+    logs = {str(p.relative_to(demo_dir)): p.read_text()[-2000:] for p in (demo_dir / "results" / "logs").glob("**/*.log")}
+    assert status == 0, logs
+    root = demo_dir / "datasets"
+    expected = [
+        "refer_seg/refcoco/instances.json", "refer_seg/refcoco/refs(unc).p", "refer_seg/refcoco+/refs(unc).p",
+        "refer_seg/refcocog/refs(umd).p", "refer_seg/coco2014/train2014",
+        "video_datas/mevis/train/meta_expressions.json", "video_datas/mevis/train/mask_dict.json",
+        "video_datas/rvos/meta_expressions/train/meta_expressions.json", "video_datas/rvos/mask_dict.pkl",
+        "video_datas/ReVOS/mask_dict_foreground.json", "temporal/Charades/videos",
+        "temporal/Charades/annotations/charades_sta_train.txt", "temporal/didemo/annotations/train_data.json",
+        "temporal/didemo/videos",
+    ]  # fmt: skip
+    missing = [path for path in expected if not (root / path).exists()]
+    assert not missing
+
+
+def test_inventory_matches_the_world(demo_run):
+    demo_dir, *_ = demo_run
+    world = json.loads((demo_dir / "world" / "world.json").read_text())["datasets"]
+    inventory = json.loads((demo_dir / "results" / "data" / "inventory.json").read_text())["datasets"]
+    for name in ("refcoco", "refcoco+", "refcocog"):
+        assert inventory[name]["images"] == world[name]["image_count"]
+        assert inventory[name]["refs"] == world[name]["ref_count"]
+        assert inventory[name]["expressions"] == world[name]["sentence_count"]
+    for name in ("mevis", "rvos", "revos"):
+        splits = world[name]["splits"].values()
+        assert inventory[name]["videos"] == sum(split["video_count"] for split in splits), name
+        assert inventory[name]["images"] == sum(split["frame_count"] for split in splits), name
+        assert inventory[name]["expressions"] == sum(split["expression_count"] for split in splits), name
+    assert inventory["charades"]["videos"] == world["charades"]["video_count"]
+    assert inventory["didemo"]["videos"] == world["didemo"]["video_count"]
+    sta_lines = sum(
+        len(path.read_text().splitlines()) for path in (demo_dir / "world" / "static" / "charades").glob("*.txt")
+    )
+    assert inventory["charades"]["expressions"] == sta_lines
+
+
+def test_only_configured_files_are_fetched(demo_run):
+    *_, requests = demo_run
+    fetched = {r["path"].rsplit("/", 1)[-1] for r in requests if "/resolve/" in r["path"] and r["method"] == "GET"}
+    assert "sam_v_full.zip" not in {r["path"].rsplit("/", 1)[-1] for r in requests if "/resolve/" in r["path"]}
+    assert {
+        "ref_seg_coco.zip", "ref_seg_coco_g.zip", "ref_seg_coco_+.zip", "video_datas_mevis.z01",
+        "video_datas_mevis.z02", "video_datas_mevis.zip", "video_datas_rvos.zip",
+    } <= fetched  # fmt: skip
+
+
+def test_second_run_has_nothing_to_do(demo_run, capfd):
+    demo_dir, port, _status, _requests = demo_run
+    assert run_demo(REPO, demo_dir, port, ["prepare_data"]) == 0
+    output = capfd.readouterr()
+    assert "Nothing to be done" in output.out + output.err
