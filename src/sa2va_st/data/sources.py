@@ -25,7 +25,7 @@ from ..errors import SourceError
 from .archives import Archive, ExtractLimits
 from .hub import download_verified, list_hub_folder
 from .transfer import download_resumable
-from .layout import VIDEO_SUFFIXES, Tree, find_units, find_video_folder, place
+from .layout import Unit, find_units, find_video_folder, place
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,6 @@ def _place_fetched(spec: SourceSpec, fetched: list[Path], data_root: Path, limit
 
 
 def _place_tree(spec: SourceSpec, tree: Path, data_root: Path, trash: Path, label: str) -> list[str]:
-    from .layout import Unit
-
     if spec.layout == "videos":
         return place(Unit("videos", find_video_folder(tree, label), spec.dest, merge=True), data_root, trash)
     units = [unit for unit in find_units(tree, label) if unit.dest == spec.dest]
@@ -176,10 +174,7 @@ def _place_local(spec: SourceSpec, data_root: Path, limits: ExtractLimits) -> li
 def _local_folder(spec: SourceSpec, source: Path, key: str) -> Path:
     """The folder a local source links to, after checking it holds what the layout needs."""
     if spec.layout == "videos":
-        tree = Tree(source)
-        if not any(Path(name).suffix.lower() in VIDEO_SUFFIXES for files in tree.files.values() for name in files):
-            raise SourceError(f"{source} holds no video files", file=str(source), key=key, fix=spec.instructions)
-        return find_video_folder(source, spec.name)
+        return find_video_folder(source, str(source))
     if spec.layout == "detect":
         units = [unit for unit in find_units(source, spec.name) if unit.dest == spec.dest]
         if not units:
