@@ -126,3 +126,17 @@ def test_snakemake_refuses_bad_config_before_any_job(run_dir, override, key):
 def test_lint_is_clean(run_dir):
     result = snakemake(run_dir, "--lint")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_defaults_come_from_the_schema():
+    config = copy.deepcopy(DEFAULT)
+    del config["clip"]["shards"]
+    del config["sources"]["charades_sta"]["layout"]
+    validate_config(config, SCHEMA)
+    assert config["clip"]["shards"] == 8 and config["sources"]["charades_sta"]["layout"] == "files"
+
+
+def test_temporal_dataset_must_name_an_existing_source():
+    with pytest.raises(ConfigError) as error:
+        validate_config(with_change("temporal_datasets.charades.videos_source", "nope"), SCHEMA)
+    assert error.value.key == "temporal_datasets.charades.videos_source"

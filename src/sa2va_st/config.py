@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,54 @@ def _key_of(error: jsonschema.ValidationError) -> str:
     return path or "(top level)"
 
 
+def _resolve(node: dict, schema: dict) -> dict:
+    ref = node.get("$ref", "")
+    return schema["$defs"][ref.split("/")[-1]] if ref.startswith("#/$defs/") else node
+
+
+def fill_defaults(instance: Any, node: dict, schema: dict) -> None:
+    """Set the schema's `default` of every missing key, in place, so code reads one source of defaults."""
+    node = _resolve(node, schema)
+    if not isinstance(instance, dict):
+        return
+    for key, child in node.get("properties", {}).items():
+        child = _resolve(child, schema)
+        if key not in instance and "default" in child:
+            instance[key] = copy.deepcopy(child["default"])
+        if key in instance:
+            fill_defaults(instance[key], child, schema)
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in set(instance) - set(node.get("properties", {})):
+            fill_defaults(instance[key], extra, schema)
+
+
+def _check_references(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """Keys that name other keys must name existing ones."""
+    problems = []
+    for name, dataset in config.get("temporal_datasets", {}).items():
+        source = dataset.get("videos_source")
+        if source not in config.get("sources", {}):
+            problems.append((f"temporal_datasets.{name}.videos_source", f"'{source}' is not a key of sources"))
+    return problems
+
+
 def validate_config(config: dict[str, Any], schema_path: str | Path, source: str = "config.yaml") -> dict[str, Any]:
-    """Raise ConfigError naming the first wrong key (all problems listed), else return the config."""
+    """Fill defaults, then raise ConfigError naming the first wrong key (all problems listed), else return the config."""
     schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if not errors:
+        references = _check_references(config)
+        if references:
+            key, detail = references[0]
+            raise ConfigError(
+                "invalid configuration:\n    " + "\n    ".join(f"{k}: {d}" for k, d in references),
+                file=source,
+                key=key,
+                fix=f"set '{key}' to one of: {', '.join(sorted(config.get('sources', {})))}",
+            )
+        fill_defaults(config, schema, schema)
         return config
     lines = []
     for error in errors:
