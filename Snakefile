@@ -13,9 +13,11 @@ include: "workflow/rules/download.smk"
 include: "workflow/rules/unpack.smk"
 include: "workflow/rules/sources.smk"
 include: "workflow/rules/inventory.smk"
+include: "workflow/rules/features.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.prepare_data.input,
+        rules.extract_clip_features.input,

@@ -1,10 +1,11 @@
-"""The demo end to end: snakemake runs prepare_data against the local hub server through the real
-client code, the tree matches the synthetic world, nothing unconfigured is fetched, and a second
-run has nothing to do."""
+"""The demo end to end: snakemake runs the DAG against the local hub server through the real client
+code, the tree matches the synthetic world, nothing unconfigured is fetched, a second run has
+nothing to do, and another fps builds a second feature set beside the first."""
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def demo_run(tmp_path_factory):
     demo_dir = tmp_path_factory.mktemp("demo")
     port = free_port()
     requests: list[dict] = []
-    first = run_demo(REPO, demo_dir, port, ["prepare_data", "--quiet"], on_request=requests.append)
+    first = run_demo(REPO, demo_dir, port, ["--quiet"], on_request=requests.append)
     return demo_dir, port, first, requests
 
 
@@ -81,6 +82,44 @@ def test_only_configured_files_are_fetched(demo_run):
 
 def test_second_run_has_nothing_to_do(demo_run, capfd):
     demo_dir, port, _status, _requests = demo_run
-    assert run_demo(REPO, demo_dir, port, ["prepare_data"]) == 0
+    capfd.readouterr()
+    assert run_demo(REPO, demo_dir, port, []) == 0
     output = capfd.readouterr()
     assert "Nothing to be done" in output.out + output.err
+
+
+def feature_files(demo_dir: Path, dataset: str, fps: str) -> dict[str, tuple[int, int]]:
+    folder = demo_dir / "datasets" / "clip_features" / dataset / "tiny-vit_tiny_clip" / fps
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.glob("*") if p.is_file()}
+
+
+def test_features_cover_every_video(demo_run):
+    import numpy as np
+    import pandas as pd
+
+    demo_dir, *_ = demo_run
+    world = json.loads((demo_dir / "world" / "world.json").read_text())
+    for dataset in ("charades", "didemo"):
+        folder = demo_dir / "datasets" / "clip_features" / dataset / "tiny-vit_tiny_clip" / "fps10"
+        index = pd.read_parquet(folder / "index.parquet")
+        videos = [v for v in world["videos"] if v["dataset"] == dataset]
+        assert sorted(index["vid"]) == sorted(v["video_id"] if dataset == "charades" else Path(v["path"]).stem for v in videos)
+        assert (index["status"] == "ok").all()
+        for row in index.itertuples():
+            features = np.load(folder / f"{row.vid}.npy")
+            assert features.shape[0] == row.T and features.dtype == np.float16
+
+
+def test_another_fps_plans_only_its_own_jobs_and_keeps_the_first(demo_run, capfd):
+    demo_dir, port, *_ = demo_run
+    before = feature_files(demo_dir, "charades", "fps10")
+    capfd.readouterr()
+    assert run_demo(REPO, demo_dir, port, ["-n", "extract_clip_features", "--config", "fps=5"]) == 0
+    plan = capfd.readouterr()
+    planned = "\n".join(line for line in (plan.out + plan.err).splitlines() if line.strip().startswith("output:"))
+    assert "fps5" in planned and "fps10" not in planned
+    assert not re.search(r"^(download|unpack|fetch_source)\s+\d+$", plan.out + plan.err, flags=re.M)
+    assert run_demo(REPO, demo_dir, port, ["extract_clip_features", "--config", "fps=5", "--quiet"]) == 0
+    assert feature_files(demo_dir, "charades", "fps10") == before, "the fps-10 set must be left untouched"
+    fps5 = feature_files(demo_dir, "charades", "fps5")
+    assert set(fps5) == set(before)

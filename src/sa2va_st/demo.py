@@ -1,6 +1,6 @@
 """The demo: the whole DAG on the synthetic world, on a CPU, with the real client code paths.
 
-It generates the world (once), serves it through the local hub server, writes `demo/config.yaml`
+It generates the world and a tiny random CLIP model (once), serves the world through the local hub server, writes `demo/config.yaml`
 (the real config with the hub, URLs and manual folders pointed at the world), and runs Snakemake in
 `demo/` as its working directory, so the demo's results never mix with a real run's.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from .atomic import atomic_write_text
+from .features.clip_model import save_tiny_clip
 from .synthetic.hub_server import HubServer
 from .synthetic.world import generate_world
 
@@ -23,12 +24,21 @@ DEFAULT_PORT = 8765  # fixed, so the URLs in the demo config (and Snakemake's pa
 DEMO_SEED = 0
 
 
-def demo_config(base: dict, port: int) -> dict:
+def demo_config(base: dict, port: int, tiny_clip: str) -> dict:
     """The real configuration with every remote pointed at the synthetic world's server."""
     server = f"http://127.0.0.1:{port}"
     config = copy.deepcopy(base)
     config.update(data_root="datasets", download_dir="downloads", work_dir="work")
     config["sa2va_training"].update(endpoint=server, revision="main", local_mirror=None)
+    config["clip"].update(
+        model="tiny-vit",  # names the feature folder; the architecture comes from the folder's config
+        pretrained=tiny_clip,
+        batch_size=32,
+        precision="fp32",
+        shards=2,
+        num_workers=1,
+        max_failed_fraction=0.0,
+    )
     config["sources"] = {
         "charades_videos": {
             "kind": "url",
@@ -66,8 +76,11 @@ def run_demo(repo: Path, demo_dir: Path, port: int, snakemake_args: list[str], o
     """
     world = demo_dir / "world"
     generate_world(world, seed=DEMO_SEED)
+    tiny_clip = demo_dir / "models" / "tiny_clip"
+    if not (tiny_clip / "open_clip_config.json").exists():
+        save_tiny_clip(tiny_clip, seed=DEMO_SEED)
     base = yaml.safe_load((repo / "config.yaml").read_text())
-    text = yaml.safe_dump(demo_config(base, port), sort_keys=False)
+    text = yaml.safe_dump(demo_config(base, port, tiny_clip=str(tiny_clip.relative_to(demo_dir))), sort_keys=False)
     config_path = demo_dir / "config.yaml"
     if not config_path.exists() or config_path.read_text() != text:
         atomic_write_text(config_path, text)

@@ -52,3 +52,30 @@ def unpack_limits():
 
 def source_spec(wildcards):
     return json.dumps(config["sources"][wildcards.source], sort_keys=True)
+
+
+# ----------------------------------------------------------------------------- CLIP features
+CLIP = config["clip"]
+TEMPORAL_DATASETS = sorted(config["temporal_datasets"])
+
+
+def clip_label():
+    """The folder name of a feature set: model and weights, so different models never mix."""
+    weights = Path(CLIP["pretrained"]).name  # a tag stays itself; a local path gives its last part
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", f"{CLIP['model']}_{weights}")
+
+
+FEATURES = f"{DATA_ROOT}/clip_features/{{dataset}}/{clip_label()}/fps{config['fps']:g}"
+FEATURE_SHARD_INDEX = f"{FEATURES}/shards/{{shard}}.parquet"
+FEATURE_INDEX = f"{FEATURES}/index.parquet"
+
+
+def videos_source_marker(wildcards):
+    source = config["temporal_datasets"][wildcards.dataset]["videos_source"]
+    return SOURCE_MARKER.format(source=source)
+
+
+def videos_folder(wildcards, input):
+    """The dataset's videos, from the marker of the source that placed them."""
+    marker = json.loads(Path(input.videos).read_text())
+    return str(Path(data_root_of(input.videos)) / marker["dest"])
