@@ -36,3 +36,7 @@ class LayoutError(Sa2vaError):
 
 class SourceError(Sa2vaError):
     """A temporal source (videos or annotations) is missing or broken."""
+
+
+class FeatureError(Sa2vaError):
+    """A video cannot be turned into features, a model cannot be loaded, or a shard failed too often."""

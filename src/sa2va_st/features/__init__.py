@@ -12,6 +12,6 @@ One concept per module:
 Importing this package is cheap (no torch); import the submodules you need.
 """
 
-from .errors import FeatureError
+from ..errors import FeatureError
 
 __all__ = ["FeatureError"]

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..atomic import staging_dir
-from .errors import FeatureError
+from ..errors import FeatureError
 from .preprocess import OPENAI_MEAN, OPENAI_STD, PreprocessConfig
 
 log = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ import av
 import numpy as np
 
 from . import timing
-from .errors import FeatureError
+from ..errors import FeatureError
 
 try:  # decord is optional: PyAV alone is correct, only slower
     import decord

@@ -46,7 +46,7 @@ from ..atomic import atomic_write_bytes
 from . import timing
 from .clip_model import embedding_dim, encode_images, input_dtype
 from .decode import BACKENDS, probe_video, read_frames
-from .errors import FeatureError
+from ..errors import FeatureError
 from .preprocess import PreprocessConfig, normalize, resize_crop_uint8
 from .sharding import VideoSource
 
