@@ -14,6 +14,7 @@ include: "workflow/rules/unpack.smk"
 include: "workflow/rules/sources.smk"
 include: "workflow/rules/inventory.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/special_jsons.smk"
 
 
 rule all:
@@ -21,3 +22,4 @@ rule all:
     input:
         rules.prepare_data.input,
         rules.extract_clip_features.input,
+        rules.special_jsons.output,

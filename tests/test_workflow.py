@@ -123,3 +123,12 @@ def test_another_fps_plans_only_its_own_jobs_and_keeps_the_first(demo_run, capfd
     assert feature_files(demo_dir, "charades", "fps10") == before, "the fps-10 set must be left untouched"
     fps5 = feature_files(demo_dir, "charades", "fps5")
     assert set(fps5) == set(before)
+
+
+def test_special_jsons_cover_all_eight_datasets(demo_run):
+    demo_dir, *_ = demo_run
+    report = json.loads((demo_dir / "special_jsons" / "report.json").read_text())
+    datasets = {"refcoco", "refcoco+", "refcocog", "mevis", "rvos", "revos", "charades", "didemo"}
+    assert {name for name, entry in report["datasets"].items() if entry["status"] == "built"} == datasets
+    for name in datasets:
+        assert list((demo_dir / "special_jsons" / name).glob("*.json")), name

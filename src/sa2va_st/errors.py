@@ -40,3 +40,14 @@ class SourceError(Sa2vaError):
 
 class FeatureError(Sa2vaError):
     """A video cannot be turned into features, a model cannot be loaded, or a shard failed too often."""
+
+
+class AnnotationError(Sa2vaError):
+    """An annotation file is malformed or inconsistent with the files it refers to.
+
+    Policy, the same for every reader: malformed input (a line that does not parse, a missing key,
+    a wrong type, a mask list whose length is not the frame count, an RLE that does not decode, an
+    id that points nowhere) raises, naming the file, the line or key, and the fix. Nothing is
+    silently dropped: a wrong file is a wrong download or version, and training on part of it
+    would hide that.
+    """

@@ -24,6 +24,7 @@ RECEIPT = f"{DOWNLOAD_DIR}/receipts/{{archive}}.json"
 UNPACKED = f"{DATA_ROOT}/.unpacked/{{archive}}.json"
 SOURCE_MARKER = f"{DATA_ROOT}/.sources/{{source}}.json"
 INVENTORY = "results/data/inventory.json"
+SPECIAL_JSONS_REPORT = "special_jsons/report.json"
 
 
 wildcard_constraints:
