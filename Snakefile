@@ -15,6 +15,7 @@ include: "workflow/rules/sources.smk"
 include: "workflow/rules/inventory.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/special_jsons.smk"
+include: "workflow/rules/manifests.smk"
 
 
 rule all:
@@ -23,3 +24,4 @@ rule all:
         rules.prepare_data.input,
         rules.extract_clip_features.input,
         rules.special_jsons.output,
+        rules.manifests.input,

@@ -132,3 +132,47 @@ def test_special_jsons_cover_all_eight_datasets(demo_run):
     assert {name for name, entry in report["datasets"].items() if entry["status"] == "built"} == datasets
     for name in datasets:
         assert list((demo_dir / "special_jsons" / name).glob("*.json")), name
+
+
+SPATIAL = {"refcoco": "image", "refcoco+": "image", "refcocog": "image", "mevis": "video", "rvos": "video", "revos": "video"}
+TEMPORAL = ("charades", "didemo")
+
+
+def test_manifests_cover_all_eight_datasets_and_load_as_training_samples(demo_run):
+    from sa2va_st.datasets import ImageGroundingDataset, TemporalGroundingDataset, VideoGroundingDataset
+
+    demo_dir, *_ = demo_run
+    manifests = demo_dir / "results" / "manifests"
+    spatial = json.loads((manifests / "spatial" / "report.json").read_text())
+    (temporal_report,) = (manifests / "temporal").glob("*/fps10/report.json")
+    temporal = json.loads(temporal_report.read_text())
+    assert {n for n, e in spatial["datasets"].items() if e["status"] == "built"} == set(SPATIAL)
+    assert {n for n, e in temporal["datasets"].items() if e["status"] == "built"} == set(TEMPORAL)
+    for report in (spatial, temporal):
+        for name, entry in report["datasets"].items():
+            for split, counts in entry["splits"].items():
+                assert counts["rows_in"] == counts["kept"] + counts["dropped"]["rows"] == counts["kept"] + sum(counts["dropped"]["by_reason"].values()), (name, split)
+                assert counts["kept"] > 0, (name, split)
+    kinds = {"image": ImageGroundingDataset, "video": VideoGroundingDataset}
+    for name, kind in SPATIAL.items():
+        dataset = kinds[kind](sorted((manifests / "spatial" / name).glob("*.parquet")), root=demo_dir, check_files=True, train=False)
+        item = dataset[len(dataset) - 1]
+        assert item["dataset"] == name and item["task"] == f"{kind}_grounding"
+    for name in TEMPORAL:
+        paths = sorted(temporal_report.parent.joinpath(name).glob("*.parquet"))
+        dataset = TemporalGroundingDataset(paths, root=demo_dir, check_files=True, train=False)
+        for index in range(len(dataset)):
+            item = dataset[index]
+            assert item["features"].shape[0] == 100 and item["fps"] == 10.0
+            start, end = item["window_s"]
+            assert 0 <= start <= end <= item["duration"] + 1e-6
+
+
+def test_manifests_at_another_fps_sit_beside_the_first(demo_run):
+    demo_dir, port, *_ = demo_run
+    first = sorted((demo_dir / "results" / "manifests" / "temporal").glob("*/fps10/*/*.parquet"))
+    before = {path: path.read_bytes() for path in first}
+    assert run_demo(REPO, demo_dir, port, ["manifests", "--config", "fps=5", "--quiet"]) == 0
+    assert {path: path.read_bytes() for path in first} == before
+    (report,) = (demo_dir / "results" / "manifests" / "temporal").glob("*/fps5/report.json")
+    assert json.loads(report.read_text())["fps"] == 5.0

@@ -51,3 +51,16 @@ class AnnotationError(Sa2vaError):
     silently dropped: a wrong file is a wrong download or version, and training on part of it
     would hide that.
     """
+
+
+class ManifestError(Sa2vaError):
+    """The manifests stage cannot build a trustworthy table: a special_json breaks its schema, or a
+    folder/file that most rows of a split refer to (images, frames, videos, features, their index) is missing."""
+
+
+class DatasetError(Sa2vaError):
+    """A manifest, or a file it names (image, frame, features), is missing or inconsistent.
+
+    ``file`` names the missing/broken file (or the manifest), ``key`` the manifest, row id and
+    column where there is one, ``fix`` what to re-run.
+    """

@@ -2,6 +2,7 @@
 # parse time, so a wrong key fails before any job runs.
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -80,3 +81,24 @@ def videos_folder(wildcards, input):
     """The dataset's videos, from the marker of the source that placed them."""
     marker = json.loads(Path(input.videos).read_text())
     return str(Path(data_root_of(input.videos)) / marker["dest"])
+
+
+# ----------------------------------------------------------------------------- manifests
+MANIFESTS = "results/manifests"
+SPATIAL_MANIFESTS_REPORT = f"{MANIFESTS}/spatial/report.json"
+TEMPORAL_MANIFESTS_REPORT = f"{MANIFESTS}/temporal/{clip_label()}/fps{config['fps']:g}/report.json"
+
+
+def temporal_video_markers(wildcards):
+    return {name: SOURCE_MARKER.format(source=spec["videos_source"]) for name, spec in sorted(config["temporal_datasets"].items())}
+
+
+def temporal_folder_options(wildcards, input):
+    """--videos and --features of scripts/build_manifests.py: each temporal dataset's folders."""
+    videos = []
+    for name in TEMPORAL_DATASETS:
+        marker = input[f"videos_{name}"]
+        dest = json.loads(Path(marker).read_text())["dest"]
+        videos.append(f"{name}={Path(data_root_of(marker)) / dest}")
+    features = [f"{name}={Path(index).parent}" for name, index in zip(TEMPORAL_DATASETS, input.features)]
+    return " ".join(["--videos", *map(shlex.quote, videos), "--features", *map(shlex.quote, features)]) if videos else ""

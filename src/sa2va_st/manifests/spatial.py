@@ -1,0 +1,178 @@
+"""Spatial manifests (they do not depend on fps): RefCOCO/+/g images, MeViS / Ref-YouTube-VOS / ReVOS videos.
+
+    {out_dir}/spatial/{dataset}/{split}.parquet     IMAGE_SCHEMA or VIDEO_SCHEMA
+    {out_dir}/spatial/report.{json,md}
+
+One row per special_jsons record that is kept, in record order. Paths are ``data_root`` as
+given joined with the record's ``frame_dir`` (and frame), so with a relative data_root they
+are relative to the run directory. Every frame folder is listed once (os.scandir).
+
+Dropped (first reason that applies):
+  image: missing_image (the file is absent), empty_mask (the box is null)
+  video: missing_frames (the folder or any listed frame is absent),
+         empty_mask (no box in any frame of an annotated split; ReVOS type_id 2 is kept and
+         counted in notes as ``no_target_kept``)
+Fatal (ManifestError): a special_json that breaks its schema; more than half a split's rows
+missing their image/frames (the error names the missing folder, e.g. the JPEGImages folder).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Iterable
+
+from ..annotations.special_jsons import DATASETS as SPECIAL_DATASETS
+from .common import Listings, Tally, join, load_special, path_prefix, remove_stale, special_datasets, special_schemas, split_files, to_table, write_table
+from .report import add_totals, new_report, write_report
+from .schemas import IMAGE_SCHEMA, VIDEO_SCHEMA
+
+log = logging.getLogger(__name__)
+
+SPATIAL = "spatial"
+NO_TARGET_TYPE_ID = 2  # ReVOS: an expression that refers to nothing in the video
+KIND_OF = {"image_refer": "image", "video_refer": "video"}
+
+
+def spatial_dir(out_dir: str | os.PathLike) -> Path:
+    return Path(out_dir) / SPATIAL
+
+
+def image_rows(doc: dict, data_root: str, listings: Listings, tally: Tally) -> dict[str, list]:
+    rows: dict[str, list] = {f.name: [] for f in IMAGE_SCHEMA}
+    prefix = path_prefix(data_root)
+    for r in doc["records"]:
+        tally.rows_in += 1
+        folder = join(prefix, r["frame_dir"])
+        name = r["frames"][0]
+        path = join(folder, name)
+        names = listings.names(folder)
+        if names is None or name not in names:
+            tally.drop("missing_image", r["id"], path, listings.cause(path))
+            continue
+        box = r["boxes"][0]
+        if box is None:
+            tally.drop("empty_mask", r["id"], f"ann_id {r['ann_id']} has an empty mask")
+            continue
+        tally.keep()
+        values = {
+            "id": r["id"],
+            "dataset": doc["dataset"],
+            "split": doc["split"],
+            "image_id": r["image_id"],
+            "image_path": path,
+            "width": r["width"],
+            "height": r["height"],
+            "ref_id": r["ref_id"],
+            "ann_id": r["ann_id"],
+            "sent_id": r["sent_id"],
+            "category_id": r.get("category_id"),
+            "sentence": r["sentence"],
+            "box": box,
+        }
+        for key, value in values.items():
+            rows[key].append(value)
+    return rows
+
+
+def video_rows(doc: dict, data_root: str, listings: Listings, tally: Tally) -> dict[str, list]:
+    rows: dict[str, list] = {f.name: [] for f in VIDEO_SCHEMA}
+    prefix = path_prefix(data_root)
+    annotated = bool(doc["annotated"])
+    for r in doc["records"]:
+        tally.rows_in += 1
+        folder = join(prefix, r["frame_dir"])
+        names = listings.names(folder)
+        frames = r["frames"]
+        if names is None:
+            tally.drop("missing_frames", r["id"], f"{folder} is missing", listings.cause(join(folder, frames[0])))
+            continue
+        absent = [f for f in frames if f not in names]
+        if absent:
+            tally.drop("missing_frames", r["id"], f"{len(absent)} of {len(frames)} frames absent, e.g. {join(folder, absent[0])}", (folder, "lacks files"))
+            continue
+        boxes = r["boxes"]
+        has_masks = annotated and boxes is not None
+        box_frames = sum(b is not None for b in boxes) if boxes is not None else 0
+        type_id = r.get("type_id")
+        if has_masks and box_frames == 0:
+            if type_id == NO_TARGET_TYPE_ID:
+                tally.notes["no_target_kept"] += 1
+            else:
+                tally.drop("empty_mask", r["id"], f"no box in any of {len(frames)} frames (anno_ids {','.join(r['anno_ids']) or '-'})")
+                continue
+        tally.keep()
+        tally.notes["kept_frames"] += len(frames)
+        values = {
+            "id": r["id"],
+            "dataset": doc["dataset"],
+            "split": doc["split"],
+            "video": r["video"],
+            "exp_id": r["exp_id"],
+            "sentence": r["sentence"],
+            "frame_dir": folder,
+            "frames": list(frames),
+            "num_frames": len(frames),
+            "width": r["width"],
+            "height": r["height"],
+            "boxes": boxes if has_masks else None,  # numbers checked by the schema; Arrow stores them as float64
+            "num_box_frames": box_frames,
+            "obj_ids": list(r["obj_ids"]),
+            "anno_ids": list(r["anno_ids"]),
+            "type_id": type_id,
+            "has_masks": has_masks,
+        }
+        for key, value in values.items():
+            rows[key].append(value)
+    return rows
+
+
+def build_spatial_manifests(
+    special_jsons_dir: str | os.PathLike,
+    data_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    datasets: Iterable[str] | None = None,
+    schema_root: str | os.PathLike | None = None,
+) -> dict:
+    """Write ``{out_dir}/spatial/{dataset}/{split}.parquet`` and ``report.{json,md}``; return the report.
+
+    `datasets`: default every image/video dataset with a folder in special_jsons_dir.
+    `schema_root`: the folder holding ``special_jsons/`` and ``manifests/`` schemas (default: this
+    checkout's workflow/schemas).
+    """
+    special_jsons_dir, out = Path(special_jsons_dir), spatial_dir(out_dir)
+    names, skipped = special_datasets(special_jsons_dir, KIND_OF, datasets)
+    schemas = special_schemas(schema_root)
+    listings = Listings()
+    report = new_report(SPATIAL, ["image", "video"], special_jsons_dir=str(special_jsons_dir), data_root=Path(data_root).as_posix())
+    built: dict[str, tuple[str, list]] = {}
+    # Read and check everything before writing anything: a structural error leaves old outputs intact.
+    for name in names:
+        special_kind = SPECIAL_DATASETS[name][1]
+        kind = KIND_OF[special_kind]
+        results = []
+        for path in split_files(special_jsons_dir, name):
+            doc = load_special(path, special_kind, name, schemas)
+            tally = Tally(kind, name, doc["split"])
+            rows = (image_rows if kind == "image" else video_rows)(doc, str(data_root), listings, tally)
+            tally.check_structure(path)
+            results.append((tally, to_table(rows, IMAGE_SCHEMA if kind == "image" else VIDEO_SCHEMA)))
+            del doc, rows
+        built[name] = (kind, results)
+    for name, (kind, results) in built.items():
+        entry = {"status": "built", "kind": kind, "splits": {}}
+        for tally, table in results:
+            relative = f"{name}/{tally.split}.parquet"
+            sha = write_table(table, out / relative)
+            entry["splits"][tally.split] = tally.entry(relative, sha)
+            log.info("%s: %d in, %d kept, %d dropped %s", relative, tally.rows_in, tally.kept, sum(tally.dropped.values()), dict(tally.dropped))
+        remove_stale(out / name, {f"{t.split}.parquet" for t, _ in results})
+        report["datasets"][name] = entry
+    for name, reason in skipped.items():
+        report["datasets"][name] = {"status": "skipped", "reason": reason}
+        remove_stale(out / name, set())
+    add_totals(report)
+    write_report(report, out, "Manifests: validation report (spatial)", schema_root)
+    return report
