@@ -42,7 +42,6 @@ results/logs/benchmark_clip_features.log. Videos are cached in results/benchmark
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import math
