@@ -140,3 +140,17 @@ def test_temporal_dataset_must_name_an_existing_source():
     with pytest.raises(ConfigError) as error:
         validate_config(with_change("temporal_datasets.charades.videos_source", "nope"), SCHEMA)
     assert error.value.key == "temporal_datasets.charades.videos_source"
+
+
+def test_training_repeats_default_to_upstream_and_overrides_are_checked():
+    from sa2va_st.training.sampler import UPSTREAM_REPEATS, repeats_from_config
+
+    assert repeats_from_config(validate_config(copy.deepcopy(DEFAULT), SCHEMA)) == UPSTREAM_REPEATS
+    bare = copy.deepcopy(DEFAULT)
+    del bare["training"]
+    assert repeats_from_config(validate_config(bare, SCHEMA)) == UPSTREAM_REPEATS
+    assert repeats_from_config(validate_config(with_change("training.repeats", {"mevis": 2}), SCHEMA))["mevis"] == 2.0
+    for value, key in (({"mevis": -1}, "training.repeats.mevis"), ({"ref_ytvos": 4}, "training.repeats")):
+        with pytest.raises(ConfigError) as error:
+            validate_config(with_change("training.repeats", value), SCHEMA)
+        assert error.value.key == key, str(error.value)

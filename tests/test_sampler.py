@@ -27,7 +27,7 @@ MIX = [
     ("refcoco+", IMAGE_GROUNDING, 41),
     ("refcocog", IMAGE_GROUNDING, 37),
     ("mevis", VIDEO_GROUNDING, 11),
-    ("ref_ytvos", VIDEO_GROUNDING, 9),
+    ("rvos", VIDEO_GROUNDING, 9),
     ("revos", VIDEO_GROUNDING, 7),
     ("charades", TEMPORAL_GROUNDING, 13),
     ("didemo", TEMPORAL_GROUNDING, 5),

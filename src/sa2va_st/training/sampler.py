@@ -61,7 +61,7 @@ TEMPORAL_GROUNDING = "temporal_grounding"
 UPSTREAM_REPEATS: dict[str, float] = {
     "revos": 8,
     "mevis": 8,
-    "ref_ytvos": 4,
+    "rvos": 4,  # Ref-YouTube-VOS (its manifests are named rvos, after the archive)
     "refcoco": 1,
     "refcoco+": 1,
     "refcocog": 1,
@@ -70,6 +70,12 @@ UPSTREAM_REPEATS: dict[str, float] = {
 }
 
 _STATE_FORMAT = 1
+
+
+def repeats_from_config(config: Mapping[str, object]) -> dict[str, float]:
+    """The training mix's repeat factors: upstream's, overridden by ``training.repeats`` of the config."""
+    overrides = (config.get("training") or {}).get("repeats") or {}
+    return {**UPSTREAM_REPEATS, **{name: float(value) for name, value in overrides.items()}}
 
 
 class SamplerError(Sa2vaError):
