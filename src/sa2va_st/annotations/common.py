@@ -3,11 +3,13 @@ and the rounding every output number goes through."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import math
 import operator
 import pickle
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,25 @@ def rounded(value: float) -> float:
     return round(float(value), DECIMALS) + 0.0
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block (restored after; nests): parsing a mask dict, or building
+    a split's records, makes millions of containers, and every collection would walk all of them again,
+    with nothing to find: parsed JSON and records hold no reference cycles. Anything cyclic made inside
+    is collected once collection resumes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load_json(path: Path) -> Any:
     """A JSON file, or AnnotationError naming it (truncated downloads show up here)."""
     try:
-        with open(path, "rb") as handle:
+        with open(path, "rb") as handle, gc_paused():
             return json.load(handle)
     except FileNotFoundError:
         raise AnnotationError(f"{path.name} does not exist", file=str(path), fix="re-run the unpack/layout step that places it") from None
@@ -43,7 +60,8 @@ def load_pickle(path: Path) -> Any:
     A pickle that asks for a forbidden global raises UnsafePickleError (also a Sa2vaError) and runs nothing.
     """
     try:
-        return load_builtin_pickle(path)
+        with gc_paused():
+            return load_builtin_pickle(path)
     except UnsafePickleError:
         raise
     except FileNotFoundError:

@@ -12,6 +12,7 @@ so they lie in [0, 1] and a box over the whole image is [0, 0, 1, 1].
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -157,6 +158,140 @@ def rle_box(rle: Rle) -> PixelBox | None:
     return (x, y, x + w, y + h)
 
 
+def frame_boxes(entries: Sequence[Any], memo: dict | None = None) -> tuple[list[PixelBox | None], tuple[int, int] | None] | None:
+    """Per-frame pixel boxes of a mask dict entry (a list of compressed RLEs or nulls), all frames at once.
+
+    The same answer as ``rle_box(check_rle(e, size=...))`` frame by frame (boxes, and the masks'
+    (height, width), None when every frame is null), but decoded and checked with numpy over the
+    whole list at once: real mask dicts hold millions of masks. Returns None, leaving the entry to
+    that per-frame path (which names the problem, or handles the rare form), unless every mask is a
+    dict with an int [height, width] equal to the first one's and a str/bytes count string that
+    decodes to exactly height x width pixels without zero-length runs after the first.
+
+    `memo` (a dict kept by the caller) remembers answers by content: lists holding the same masks
+    (Ref-YouTube-VOS repeats an object's masks for each of its expressions) are decoded once.
+    """
+    strings: list[bytes] = []
+    frames: list[int] = []
+    size: list[int] | None = None
+    for t, entry in enumerate(entries):
+        if entry is None:
+            continue
+        if type(entry) is not dict:
+            return None
+        shape, raw = entry.get("size"), entry.get("counts")
+        if type(shape) is not list or len(shape) != 2 or type(shape[0]) is not int or type(shape[1]) is not int:
+            return None
+        if size is None:
+            if shape[0] <= 0 or shape[1] <= 0:
+                return None
+            size = shape
+        elif shape[0] != size[0] or shape[1] != size[1]:
+            return None
+        if type(raw) is str:
+            try:
+                raw = raw.encode("latin1")
+            except UnicodeEncodeError:
+                return None
+        elif type(raw) is not bytes:
+            return None
+        strings.append(raw)
+        frames.append(t)
+    boxes: list[PixelBox | None] = [None] * len(entries)
+    if size is None:
+        return boxes, None
+    height, width = size
+    key = (height, width, len(entries), tuple(frames), tuple(strings)) if memo is not None else None
+    found = memo.get(key) if memo is not None else None
+    if found is None:
+        found = _string_boxes(strings, height, width)
+        if found is None:
+            return None
+        if memo is not None:
+            memo[key] = found
+    for t, box in zip(frames, found):
+        boxes[t] = box
+    return boxes, (height, width)
+
+
+_SIGNED = np.array([(c ^ 0x10) - 0x10 if c < 32 else 0 for c in range(256)], dtype=np.int64)  # a last character's value
+
+
+def _string_boxes(strings: list[bytes], height: int, width: int) -> list[PixelBox | None] | None:
+    """Boxes of compressed COCO RLE strings of one size, or None when any string is malformed, does not
+    cover height x width exactly or has a zero-length run after the first (what check_rle re-encodes).
+
+    The numbers are decoded as in decode_counts_string, for all strings at once; the box follows
+    pycocotools' rleToBbox: the hull of the one-runs' first and last pixels, where a run that goes on
+    into the next column covers every row.
+    """
+    pixels = height * width
+    if pixels >= 1 << 32:  # pycocotools counts in 32 bits: leave such masks to it
+        return None
+    count = len(strings)
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=count)
+    if not count or lengths.min() == 0:
+        return None
+    chars = np.frombuffer(b"".join(strings), dtype=np.uint8) - np.uint8(48)  # wraps: anything below '0' is >= 64
+    if chars.max() >= 64:
+        return None
+    last = chars < 32  # no "more follows" bit: the last character of a number
+    string_ends = np.cumsum(lengths) - 1
+    if not last[string_ends].all():  # a string ends inside a number
+        return None
+    ends = np.flatnonzero(last)  # one per number; numbers never span two strings
+    values = _SIGNED[chars[ends]]
+    more = np.flatnonzero(~last)  # characters of numbers longer than one character (a few per string)
+    if len(more):
+        number = np.searchsorted(ends, more)
+        begin = np.where(number > 0, ends[np.maximum(number - 1, 0)] + 1, 0)
+        offset = more - begin  # 5-bit group of the character, low bits first
+        size = ends[number] - begin + 1
+        if size.max() > MAX_CHARS_PER_COUNT:
+            return None
+        head = offset == 0  # one per long number: its last character holds the high (signed) bits
+        values[number[head]] <<= 5 * (size[head] - 1)
+        np.add.at(values, number, (chars[more] & 0x1F).astype(np.int64) << (5 * offset))
+    # counts[i] = values[i] + counts[i - 2] from each string's 4th number on: running sums along every
+    # other number of the whole batch, less their value just before the string's part of the chain
+    per_string = np.searchsorted(ends, string_ends, side="right")
+    numbers = np.diff(per_string, prepend=0)
+    first = per_string - numbers
+    chain = np.empty_like(values)
+    chain[0::2] = np.cumsum(values[0::2])
+    chain[1::2] = np.cumsum(values[1::2])
+    odd_base = np.where(first > 0, chain[np.maximum(first - 1, 0)], 0)
+    odd = (np.arange(len(values)) & 1) != np.repeat(first & 1, numbers)  # odd place in its string: a one-run
+    counts = chain - np.where(odd, np.repeat(odd_base, numbers), np.repeat(chain[first], numbers))
+    counts[first] = values[first]
+    if counts.min() < 0 or counts.max() > pixels or (np.add.reduceat(counts, first) != pixels).any():
+        return None
+    zeros = np.flatnonzero(counts == 0)
+    if len(zeros) and not np.isin(zeros, first).all():
+        return None
+    runs = np.flatnonzero(odd)
+    if not len(runs):
+        return [None] * count
+    before = np.cumsum(counts) - counts
+    per = numbers // 2  # one-runs per string
+    start = before[runs] - np.repeat(before[first], per)  # first pixel of each one-run, column-major
+    length = counts[runs]
+    row = start % height
+    end_row = row + length - 1
+    wraps = end_row >= height
+    has_runs = np.flatnonzero(per)
+    run_first = (np.cumsum(per) - per)[has_runs]
+    run_last = run_first + per[has_runs] - 1
+    x0 = start[run_first] // height
+    x1 = (start[run_last] + length[run_last] - 1) // height + 1
+    y0 = np.minimum.reduceat(np.where(wraps, 0, row), run_first)
+    y1 = np.maximum.reduceat(np.where(wraps, height - 1, end_row), run_first) + 1
+    found: list[PixelBox | None] = [None] * count
+    for k, box in zip(has_runs.tolist(), np.stack([x0, y0, x1, y1], axis=1).tolist()):
+        found[k] = tuple(box)
+    return found
+
+
 def polygons_rle(polygons: Any, height: int, width: int, *, file: Path, key: str) -> tuple[Rle | None, int]:
     """One RLE for a COCO polygon segmentation (a list of flat [x0, y0, x1, y1, ...] lists).
 
@@ -196,3 +331,15 @@ def normalise(box: PixelBox | None, width: int, height: int) -> Box | None:
         return None
     x0, y0, x1, y1 = box
     return (rounded(x0 / width), rounded(y0 / height), rounded(x1 / width), rounded(y1 / height))
+
+
+@functools.lru_cache(maxsize=64)
+def _fractions(size: int) -> tuple[float, ...]:
+    """rounded(k / size) for k = 0..size: the normalised coordinates of one image dimension."""
+    return tuple(rounded(k / size) for k in range(size + 1))
+
+
+def normalise_all(boxes: Iterable[PixelBox | None], width: int, height: int) -> tuple[Box | None, ...]:
+    """normalise() of every box (of masks of this size: coordinates in 0..width, 0..height), by table look-up."""
+    xs, ys = _fractions(width), _fractions(height)
+    return tuple([None if b is None else (xs[b[0]], ys[b[1]], xs[b[2]], ys[b[3]]) for b in boxes])

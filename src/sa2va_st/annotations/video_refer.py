@@ -29,7 +29,7 @@ from typing import Any
 
 from .common import as_int, id_text, load_json, load_mapping_file, require, type_name
 from ..errors import AnnotationError
-from .masks import Box, PixelBox, check_rle, normalise, rle_box, union_box
+from .masks import Box, PixelBox, check_rle, frame_boxes, normalise, normalise_all, rle_box, union_box
 
 META_FIX = "the expressions file is not in the MeViS/ReVOS/Ref-YouTube-VOS format; download and unpack it again"
 MASK_FIX = "the mask dict does not match its expressions file; unpack both from the same archive"
@@ -156,33 +156,43 @@ def read_mask_dict(path: Path) -> dict[str, list]:
 
 
 class MaskBoxes:
-    """Per-frame pixel boxes of mask dict entries, each decoded once however many expressions use it."""
+    """Per-frame pixel boxes of mask dict entries, each decoded once however many expressions use it
+    (and entries with the same masks, as Ref-YouTube-VOS has one per expression, decoded once)."""
 
     def __init__(self, masks: dict[str, list], path: Path):
         self.masks, self.path = masks, path
         self.cache: dict[str, tuple[tuple[PixelBox | None, ...], tuple[int, int] | None]] = {}
+        self.memo: dict = {}  # frame_boxes' answers by content
 
     def boxes(self, key: str, frame_count: int, *, where: str) -> tuple[tuple[PixelBox | None, ...], tuple[int, int] | None]:
         """(per-frame boxes, (height, width) of the masks or None when every frame is null)."""
         if key not in self.cache:
             if key not in self.masks:
                 raise AnnotationError(f"mask entry {key} is missing from the mask dict (used by {where})", file=str(self.path), key=key, fix=MASK_FIX)
-            entries = self.masks[key]
-            boxes, size = [], None
-            for t, entry in enumerate(entries):
-                if entry is None:
-                    boxes.append(None)
-                    continue
-                rle = check_rle(entry, file=self.path, key=f"{key}[{t}]", size=size)
-                size = (rle.height, rle.width)
-                boxes.append(rle_box(rle))
-            self.cache[key] = (tuple(boxes), size)
+            self.cache[key] = self.decode(key, self.masks[key])
         boxes, size = self.cache[key]
         if len(boxes) != frame_count:
             raise AnnotationError(
                 f"mask entry {key} has {len(boxes)} frames but {where} has {frame_count}", file=str(self.path), key=key, fix=MASK_FIX
             )
         return boxes, size
+
+    def decode(self, key: str, entries: Any) -> tuple[tuple[PixelBox | None, ...], tuple[int, int] | None]:
+        """Every frame at once (masks.frame_boxes); frame by frame when that declines (an unusual form, or a
+        broken mask, which check_rle then names)."""
+        if isinstance(entries, list):
+            fast = frame_boxes(entries, self.memo)
+            if fast is not None:
+                return tuple(fast[0]), fast[1]
+        boxes, size = [], None
+        for t, entry in enumerate(entries):
+            if entry is None:
+                boxes.append(None)
+                continue
+            rle = check_rle(entry, file=self.path, key=f"{key}[{t}]", size=size)
+            size = (rle.height, rle.width)
+            boxes.append(rle_box(rle))
+        return tuple(boxes), size
 
 
 def video_size(meta: VideoMeta, sizes: list[tuple[int, int] | None], path: Path, mask_path: Path | None) -> tuple[int | None, int | None]:
@@ -217,13 +227,19 @@ def ground_video(meta: VideoMeta, masks: MaskBoxes | None, meta_path: Path) -> l
             boxes, size = masks.boxes(key, len(meta.frames), where=where)
             object_boxes.append(boxes)
             sizes.append(size)
-        per_expression.append([union_box(frame) for frame in zip(*object_boxes)])
+        if len(object_boxes) == 1:  # the union of one mask is its box
+            per_expression.append(object_boxes[0])
+        else:
+            per_expression.append([union_box(frame) for frame in zip(*object_boxes)])
     width, height = video_size(meta, sizes, meta_path, masks.path if masks else None)
     records = []
     for expression, pixel_boxes in zip(meta.expressions, per_expression):
         boxes = None
         if pixel_boxes is not None:
-            boxes = tuple(normalise(b, width, height) if b is not None else None for b in pixel_boxes)
+            if width is None or height is None:  # no mask and no meta size: every box is None
+                boxes = tuple(normalise(b, width, height) if b is not None else None for b in pixel_boxes)
+            else:
+                boxes = normalise_all(pixel_boxes, width, height)
         records.append(
             VideoGrounding(
                 video=meta.video,
@@ -254,7 +270,7 @@ def ground_split(dataset: str, split: str, metas: list[VideoMeta], meta_path: Pa
         if record.boxes is None:
             continue
         counts["box_frames"] += len(record.boxes)
-        empty = sum(b is None for b in record.boxes)
+        empty = record.boxes.count(None)
         counts["empty_boxes"] += empty
         counts["empty_expressions"] += empty == len(record.boxes)
     used = {key for record in records for key in record.anno_ids} if masks is not None else set()

@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from ..annotations.common import gc_paused
 from ..annotations.special_jsons import DATASETS as SPECIAL_DATASETS
 from .common import Listings, Tally, join, load_special, path_prefix, remove_stale, special_datasets, special_schemas, split_files, to_table, write_table
 from .report import add_totals, new_report, write_report
@@ -142,7 +143,18 @@ def build_spatial_manifests(
     `schema_root`: the folder holding ``special_jsons/`` and ``manifests/`` schemas (default: this
     checkout's workflow/schemas).
     """
-    special_jsons_dir, out = Path(special_jsons_dir), spatial_dir(out_dir)
+    with gc_paused():  # millions of acyclic objects come and go: garbage collections would only walk them
+        return _build_spatial_manifests(Path(special_jsons_dir), data_root, out_dir, datasets, schema_root)
+
+
+def _build_spatial_manifests(
+    special_jsons_dir: Path,
+    data_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    datasets: Iterable[str] | None,
+    schema_root: str | os.PathLike | None,
+) -> dict:
+    out = spatial_dir(out_dir)
     names, skipped = special_datasets(special_jsons_dir, KIND_OF, datasets)
     schemas = special_schemas(schema_root)
     listings = Listings()
