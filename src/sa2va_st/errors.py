@@ -64,3 +64,12 @@ class DatasetError(Sa2vaError):
     ``file`` names the missing/broken file (or the manifest), ``key`` the manifest, row id and
     column where there is one, ``fix`` what to re-run.
     """
+
+
+class ModelError(Sa2vaError):
+    """A model cannot be built, loaded or run on the given inputs: a bad model config value, a
+    checkpoint that does not match its base model, a bad argument, or a batch whose placeholders and
+    features disagree.
+
+    ``key`` names the config key (``model.lora.r``) or the checkpoint file's entry; ``fix`` what to change.
+    """

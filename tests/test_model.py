@@ -1,0 +1,537 @@
+"""The grounding model on the tiny preset (sa2va_st.model): construction, what trains, placeholders,
+overfitting a batch of each task, save/load/export, the inference API, the hub path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from sa2va_st.errors import ModelError
+from sa2va_st.formats import FRAME_TOKENS, SPECIAL_TOKENS, ParseFailure
+from sa2va_st.formats.boxes import encode_boxes, encode_video_boxes
+from sa2va_st.formats.windows import encode_window_tokens, indices_to_window
+from sa2va_st.model import checkpoint
+from sa2va_st.model.config import Sa2vaSTConfig, TrainSettings
+from sa2va_st.model.modeling import Sa2vaSTModel
+from sa2va_st.model.prompts import IGNORE_INDEX, IM_END, MODEL_TOKENS, TEMPORAL_CONTEXT_TOKEN
+from sa2va_st.model.tiny import TINY_CLIP_DIM, save_tiny_vlm, tiny_model_config
+from sa2va_st.training.sampler import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
+
+REPO = Path(__file__).resolve().parent.parent
+N = 100  # temporal tokens of the tiny preset (as upstream)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny matrices: one thread is as fast, and steady when other jobs share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return save_tiny_vlm(tmp_path_factory.mktemp("tiny") / "vlm", seed=0)
+
+
+def build(tiny_dir: Path, **changes) -> Sa2vaSTModel:
+    return Sa2vaSTModel.from_config(tiny_model_config(tiny_dir, **changes))
+
+
+@pytest.fixture(scope="module")
+def model(tiny_dir) -> Sa2vaSTModel:
+    """A fresh model for read-only tests (tests that train build their own)."""
+    return build(tiny_dir)
+
+
+# ----------------------------------------------------------------------------- items (dataset dicts)
+
+
+def image_item(seed: int = 0, sentences=("the red circle", "a blue square")) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    boxes = [np.sort(rng.random(4).reshape(2, 2), axis=0).T.reshape(-1).tolist() for _ in sentences]
+    return {
+        "task": IMAGE_GROUNDING,
+        "image": torch.randint(0, 256, (3, 48 + 16 * seed, 64), dtype=torch.uint8, generator=g),
+        "sentences": list(sentences),
+        "answers": [encode_boxes([b]) for b in boxes],
+        "boxes": torch.tensor(boxes),
+    }
+
+
+def video_item(seed: int = 0, n: int = 6) -> dict:
+    g = torch.Generator().manual_seed(100 + seed)
+    rng = np.random.default_rng(100 + seed)
+    boxes = [None if rng.random() < 0.3 else np.sort(rng.random(4).reshape(2, 2), axis=0).T.reshape(-1).tolist()
+             for _ in range(n)]
+    return {
+        "task": VIDEO_GROUNDING,
+        "frames": torch.randint(0, 256, (n, 3, 40, 56), dtype=torch.uint8, generator=g),
+        "sentence": ["the green diamond moving left", "a yellow square"][seed % 2],
+        "answer": encode_video_boxes(boxes),
+    }
+
+
+def temporal_item(seed: int = 0, window=(12, 37)) -> dict:
+    g = torch.Generator().manual_seed(200 + seed)
+    features = torch.nn.functional.normalize(torch.randn(N, TINY_CLIP_DIM, generator=g), dim=-1)
+    return {
+        "task": TEMPORAL_GROUNDING,
+        "features": features,
+        "sentence": ["a red square appears", "a blue square appears in the top left corner"][seed % 2],
+        "answer": encode_window_tokens(*window),
+        "duration": 20.0,
+    }
+
+
+BATCHES = {
+    IMAGE_GROUNDING: lambda: [image_item(0), image_item(1, sentences=("the green diamond",))],
+    VIDEO_GROUNDING: lambda: [video_item(0), video_item(1)],
+    TEMPORAL_GROUNDING: lambda: [temporal_item(0, (12, 37)), temporal_item(1, (70, 99))],
+}
+
+
+# ----------------------------------------------------------------------------- the tiny preset
+
+
+def test_tiny_folder_is_a_hub_layout_checkpoint(tiny_dir, tmp_path):
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+    names = {p.name for p in tiny_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+            "processor_config.json", "generation_config.json"} <= names
+    assert AutoConfig.from_pretrained(tiny_dir).model_type == "internvl"
+    processor = AutoProcessor.from_pretrained(tiny_dir)
+    assert type(processor).__name__ == "InternVLProcessor"
+    assert (processor.start_image_token, processor.image_token) == ("<img>", "<IMG_CONTEXT>")
+    tok = processor.tokenizer
+    assert not any(t in tok.get_vocab() for t in MODEL_TOKENS), "the base tokenizer must not know Sa2VA's tokens"
+    ids = tok.encode("0.125, 0.732, 0.319, 0.973", add_special_tokens=False)
+    assert tok.decode(ids) == "0.125, 0.732, 0.319, 0.973"
+    vlm = AutoModelForImageTextToText.from_pretrained(tiny_dir)
+    n_params = sum(p.numel() for p in vlm.parameters())
+    print(f"tiny InternVL: {n_params:,} parameters")
+    assert 0.5e6 < n_params < 5e6
+    # deterministic for a seed: the same bytes again, other weights for another seed
+    again = save_tiny_vlm(tmp_path / "again", seed=0)
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        assert (again / name).read_bytes() == (tiny_dir / name).read_bytes(), name
+    other = save_tiny_vlm(tmp_path / "other", seed=1)
+    assert (other / "model.safetensors").read_bytes() != (tiny_dir / "model.safetensors").read_bytes()
+
+
+def test_a_local_folder_loads_offline_and_a_missing_one_is_named(tiny_dir, tmp_path):
+    config = tiny_model_config(tiny_dir)
+    assert config.hub_kwargs() == {"revision": None, "local_files_only": True}
+    assert Sa2vaSTConfig(vlm="OpenGVLab/InternVL3_5-4B-HF", revision="abc").hub_kwargs() == {
+        "revision": "abc", "local_files_only": False}
+    with pytest.raises(ModelError) as error:
+        Sa2vaSTConfig(vlm=str(tmp_path / "nowhere")).source()
+    assert error.value.key == "model.vlm" and "nowhere" in str(error.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="config.json"):
+        Sa2vaSTConfig(vlm=str(tmp_path / "empty")).source()
+
+
+# ----------------------------------------------------------------------------- tokens and trainability
+
+
+def test_special_tokens_are_added_in_upstream_order_with_mean_rows(model, tiny_dir):
+    from transformers import AutoTokenizer
+
+    base = len(AutoTokenizer.from_pretrained(tiny_dir))
+    ids = model.tokenizer.convert_tokens_to_ids(list(MODEL_TOKENS))
+    assert list(MODEL_TOKENS[: len(SPECIAL_TOKENS)]) == list(SPECIAL_TOKENS)
+    assert MODEL_TOKENS[-1] == TEMPORAL_CONTEXT_TOKEN
+    assert ids == list(range(base, base + len(MODEL_TOKENS)))  # appended, in order
+    embed = model.internvl.get_input_embeddings().weight
+    assert embed.shape[0] == len(model.tokenizer) == model.internvl.get_output_embeddings().weight.shape[0]
+    mean = embed[:base].mean(0)
+    assert torch.allclose(embed[ids[0]], mean, atol=1e-6) and torch.allclose(embed[ids[-1]], mean, atol=1e-6)
+    # a special token is one token, never split
+    assert model.tokenizer.encode("<frame_4><frame_2>", add_special_tokens=False) == [
+        model.tokenizer.convert_tokens_to_ids(FRAME_TOKENS[4]), model.tokenizer.convert_tokens_to_ids(FRAME_TOKENS[2])]
+
+
+def test_a_padded_vocabulary_keeps_its_size_and_new_tokens_take_unused_rows(tiny_dir):
+    """Qwen's embedding matrix has more rows than the tokenizer has tokens: nothing is resized then."""
+    from transformers import AutoProcessor, InternVLForConditionalGeneration
+
+    from sa2va_st.model.modeling import add_model_tokens
+    from sa2va_st.model.tiny import tiny_internvl_config
+
+    tokenizer = AutoProcessor.from_pretrained(tiny_dir).tokenizer
+    base = len(tokenizer)
+    config = tiny_internvl_config(tokenizer)
+    config.text_config.vocab_size = base + 64
+    vlm = InternVLForConditionalGeneration(config)
+    assert add_model_tokens(vlm, tokenizer) == list(MODEL_TOKENS)
+    assert vlm.get_input_embeddings().weight.shape[0] == base + 64 == vlm.get_output_embeddings().weight.shape[0]
+    ids = tokenizer.convert_tokens_to_ids(list(MODEL_TOKENS))
+    assert ids == list(range(base, base + len(MODEL_TOKENS)))
+    assert torch.allclose(vlm.get_input_embeddings().weight[ids[-1]], vlm.get_input_embeddings().weight[:base].mean(0))
+    assert add_model_tokens(vlm, tokenizer) == []  # a tokenizer that has them keeps their ids
+
+
+@pytest.mark.parametrize(
+    "train",
+    [TrainSettings(), TrainSettings(projector=False, lm_head=False), TrainSettings(lora=False, embeddings=False)],
+    ids=["upstream", "no-projector-no-lm_head", "no-lora-no-embeddings"],
+)
+def test_trainable_set_is_exactly_what_the_config_says(model, tiny_dir, train):
+    m = model if train == TrainSettings() else build(tiny_dir, train=train)
+    trainable = set(m.trainable_parameters())
+    counts = m.parameter_counts()
+    print(f"\n{train}: trainable {counts['trainable']:,} of {counts['total']:,} "
+          + ", ".join(f"{k} {counts[k]:,}" for k in ("lora", "projector", "embeddings", "lm_head", "temporal_projector")))
+    assert trainable == m.expected_trainable_names()
+    groups = {part: {n for n, _ in params} for part, params in m._trainable_groups().items()}
+    for part, names in groups.items():
+        assert (names <= trainable) if getattr(train, part) else not (names & trainable), part
+    assert bool(groups["lora"]) == train.lora
+    # nothing else: no vision tower, no base LLM weight
+    rest = trainable - set().union(*groups.values())
+    assert not rest, rest
+    assert not any("vision_tower" in n for n in trainable)
+    assert all("language_model" in n for n in groups["lora"])
+    expected_total = sum(counts[part] for part in groups if getattr(train, part))
+    assert counts["trainable"] == expected_total
+    assert not m.internvl.model.vision_tower.training or not m.training
+
+
+def test_frozen_parameters_get_no_gradient(tiny_dir):
+    m = build(tiny_dir)
+    m.train()
+    assert not m.internvl.model.vision_tower.training, "the frozen vision tower stays in eval mode"
+    for task in (IMAGE_GROUNDING, TEMPORAL_GROUNDING):
+        m(**m.processor(BATCHES[task]())).loss.backward()
+    frozen_with_grad = [n for n, p in m.named_parameters() if not p.requires_grad and p.grad is not None]
+    assert not frozen_with_grad
+    no_grad = [n for n, p in m.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+    # every trainable part received gradient from one of the two batches (LoRA A and B: B starts at 0,
+    # so A gets no gradient on the first step; B does)
+    assert not [n for n in no_grad if "lora_A" not in n], no_grad
+
+
+# ----------------------------------------------------------------------------- prompts and placeholders
+
+
+def test_labels_are_the_answers_and_end_of_turn_only(model):
+    tok = model.tokenizer
+    items = [image_item(0), video_item(0), temporal_item(0)]
+    for item in items:
+        batch = model.processor([item])
+        ids, labels = batch["input_ids"][0], batch["labels"][0]
+        answers = item.get("answers") or [item["answer"]]
+        learned = tok.decode(ids[labels != IGNORE_INDEX].tolist(), skip_special_tokens=False)
+        assert learned == "".join(a + IM_END for a in answers)
+        assert (labels[labels != IGNORE_INDEX] == ids[labels != IGNORE_INDEX]).all()
+        # the generation prompt is exactly the training prefix up to the first answer
+        prompt = model.processor.for_generation([dict(item, sentences=item.get("sentences", [""])[:1])])["input_ids"][0]
+        first = int((labels != IGNORE_INDEX).nonzero()[0])
+        assert prompt.tolist() == ids[:first].tolist()
+        text = tok.decode(prompt.tolist(), skip_special_tokens=False)
+        assert text.startswith("<|im_start|>user\n") and text.endswith("<|im_start|>assistant\n")
+    text = tok.decode(model.processor([items[2]])["input_ids"][0].tolist(), skip_special_tokens=False)
+    assert text.count(TEMPORAL_CONTEXT_TOKEN) == N and "<TEMPORAL> Please give the start and end of:" in text
+    text = tok.decode(model.processor([items[1]])["input_ids"][0].tolist(), skip_special_tokens=False)
+    assert text.count("<img>") == 6 and "Frame6: <img>" in text and "<SPATIAL>" in text
+
+
+def test_temporal_tokens_land_at_the_placeholders(model):
+    batch = model.processor([image_item(0), temporal_item(0), temporal_item(1)][1:])
+    ids = batch["input_ids"]
+    with torch.no_grad():
+        embeds = model.embed_inputs(ids, None, batch["temporal_features"])  # (B, L, H)
+        projected = model.temporal_projector(batch["temporal_features"])  # (B, N, H)
+        plain = model.internvl.get_input_embeddings()(ids)
+    slots = ids == model.processor.temporal_token_id
+    assert slots.sum(1).tolist() == [N, N]
+    for b in range(2):
+        assert torch.equal(embeds[b][slots[b]], projected[b])  # feature j at placeholder j, in order
+        assert torch.equal(embeds[b][~slots[b]], plain[b][~slots[b]])
+    # the image path: image features at <IMG_CONTEXT>, the rest untouched
+    batch = model.processor([image_item(0)])
+    with torch.no_grad():
+        embeds = model.embed_inputs(batch["input_ids"], batch["pixel_values"])
+        feats = model.internvl.model.get_image_features(pixel_values=batch["pixel_values"], return_dict=True).pooler_output
+    slots = batch["input_ids"] == model.processor.image_token_id
+    assert torch.equal(embeds[slots], feats.reshape(-1, feats.shape[-1]))
+
+
+def test_placeholder_and_feature_counts_must_agree(model):
+    batch = model.processor([temporal_item(0), temporal_item(1)])
+    with pytest.raises(ModelError) as error:
+        model(**dict(batch, temporal_features=batch["temporal_features"][:1]))
+    assert error.value.key == "temporal_features"
+    with pytest.raises(ModelError, match="no temporal_features"):
+        model(**dict(batch, temporal_features=None))
+    with pytest.raises(ModelError, match="temporal features must be"):
+        model.processor([dict(temporal_item(0), features=torch.zeros(50, TINY_CLIP_DIM))])
+    with pytest.raises(ModelError, match="32-d"):
+        model(**dict(batch, temporal_features=torch.zeros(2, N, 8)))
+    image = model.processor([image_item(0)])
+    with pytest.raises(ModelError, match="no pixel_values"):
+        model(**dict(image, pixel_values=None))
+
+
+def test_a_collated_dataset_batch_is_accepted(model, tmp_path):
+    """Real datasets → sampler → DataLoader(collate_keep_lists) → processor → loss."""
+    from torch.utils.data import DataLoader
+
+    from sa2va_st.datasets import ConcatTaskDataset, ImageGroundingDataset, TemporalGroundingDataset, collate_keep_lists
+
+    box = pa.list_(pa.field("element", pa.float64()), 4)
+    image_path = tmp_path / "img.jpg"
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(image_path)
+    rows = [dict(id=f"r{k}", dataset="refcoco", split="train", image_id=1, image_path=str(image_path), width=40,
+                 height=30, ref_id=k, ann_id=k, sentence=f"the red thing {k}", box=[0.1, 0.2, 0.5, 0.6 + k / 10])
+            for k in range(2)]
+    schema = pa.schema([("id", pa.string()), ("dataset", pa.string()), ("split", pa.string()),
+                        ("image_id", pa.int64()), ("image_path", pa.string()), ("width", pa.int64()),
+                        ("height", pa.int64()), ("ref_id", pa.int64()), ("ann_id", pa.int64()),
+                        ("sentence", pa.string()), ("box", box)])
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp_path / "image.parquet")
+    np.save(tmp_path / "v.npy", np.random.default_rng(0).standard_normal((130, TINY_CLIP_DIM)).astype(np.float16))
+    trows = [dict(id=f"q{k}", dataset="charades", split="train", video="v", sentence="a red square appears",
+                  video_path="v.mp4", features_path=str(tmp_path / "v.npy"), fps=10.0, num_features=130,
+                  duration=13.0, start_s=1.0 + k, end_s=5.0 + k, start_idx=10 + 10 * k, end_idx=50 + 10 * k)
+             for k in range(2)]
+    tschema = pa.schema([("id", pa.string()), ("dataset", pa.string()), ("split", pa.string()), ("video", pa.string()),
+                         ("sentence", pa.string()), ("video_path", pa.string()), ("features_path", pa.string()),
+                         ("fps", pa.float64()), ("num_features", pa.int64()), ("duration", pa.float64()),
+                         ("start_s", pa.float64()), ("end_s", pa.float64()), ("start_idx", pa.int64()),
+                         ("end_idx", pa.int64())])
+    pq.write_table(pa.Table.from_pylist(trows, schema=tschema), tmp_path / "temporal.parquet")
+    mix = ConcatTaskDataset([ImageGroundingDataset(tmp_path / "image.parquet"),
+                             TemporalGroundingDataset(tmp_path / "temporal.parquet", num_positions=N)])
+    loader = DataLoader(mix, batch_sampler=mix.make_sampler(batch_size=1, repeats={"refcoco": 2, "charades": 1}),
+                        collate_fn=collate_keep_lists)
+    seen = set()
+    with torch.no_grad():
+        for batch in loader:
+            out = model(**model.processor(batch))
+            assert torch.isfinite(out.loss) and set(out.task_losses) == {batch["task"]}
+            seen.add(batch["task"])
+    assert seen == {IMAGE_GROUNDING, TEMPORAL_GROUNDING}
+
+
+def test_left_padding_gives_the_same_hidden_states_as_no_padding(model):
+    """Positions count real tokens only: a left-padded prompt computes what it computes alone."""
+    items = [temporal_item(0), dict(temporal_item(1), sentence="a much longer query about a blue square appearing")]
+    batch = model.processor.for_generation(items)
+    with torch.no_grad():
+        together = model.hidden_states(batch["input_ids"], batch["attention_mask"], None, batch["temporal_features"])
+        for b, item in enumerate(items):
+            alone = model.processor.for_generation([item])
+            h = model.hidden_states(alone["input_ids"], alone["attention_mask"], None, alone["temporal_features"])
+            n = alone["input_ids"].shape[1]
+            assert torch.allclose(together[b, -n:], h[0], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def overfit(m: Sa2vaSTModel, items: list[dict], max_steps: int = 200, lr: float = 3e-3) -> tuple[float, float, int]:
+    batch = m.processor(items)
+    optimizer = torch.optim.AdamW(list(m.trainable_parameters().values()), lr=lr, weight_decay=0.0)
+    m.train()
+    first = last = None
+    for step in range(1, max_steps + 1):
+        out = m(**batch)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        last = float(out.loss.detach())
+        first = last if first is None else first
+        if last <= 0.05 * first:
+            break
+    m.eval()
+    return first, last, step
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dir) -> dict[str, Sa2vaSTModel]:
+    """One model per task, overfit on a batch of two items of that task (shared by later tests)."""
+    torch.manual_seed(0)
+    models, report = {}, {}
+    for task, make in BATCHES.items():
+        m = build(tiny_dir)
+        report[task] = overfit(m, make())
+        models[task] = m
+    models["report"] = report  # type: ignore[assignment]
+    return models
+
+
+@pytest.mark.parametrize("task", list(BATCHES))
+def test_a_batch_of_each_task_overfits(trained, task):
+    first, last, steps = trained["report"][task]
+    print(f"\n{task}: loss {first:.3f} -> {last:.4f} in {steps} steps")
+    assert steps <= 200 and last <= 0.1 * first
+
+
+def test_the_overfit_temporal_model_answers_its_windows(trained):
+    m = trained[TEMPORAL_GROUNDING]
+    items = BATCHES[TEMPORAL_GROUNDING]()
+    from sa2va_st.model.inference import ground_window_batch
+
+    results, texts = ground_window_batch(
+        m, [(it["features"].numpy(), it["duration"], it["sentence"]) for it in items], return_text=True)
+    assert texts == [it["answer"] for it in items]
+    assert results[0] == indices_to_window(12, 37, 20.0, N) and results[1] == indices_to_window(70, 99, 20.0, N)
+    # a (T, D) table with T != N is sampled at the evaluation rows: here T = 2N, rows 2j or 2j + 1
+    table = np.repeat(items[0]["features"].numpy(), 2, axis=0)
+    assert m.ground_window(table, 20.0, items[0]["sentence"]) == indices_to_window(12, 37, 20.0, N)
+
+
+# ----------------------------------------------------------------------------- save, load, export
+
+
+def test_save_load_and_export_give_identical_logits(trained, tmp_path):
+    m = trained[IMAGE_GROUNDING]
+    batches = [m.processor(make()) for make in BATCHES.values()]
+    with torch.no_grad():
+        reference = [m(**b, return_logits=True).logits for b in batches]
+
+    folder = checkpoint.save_trainable(m, tmp_path / "ckpt")
+    meta = json.loads((folder / checkpoint.TRAINABLE_META).read_text())
+    assert set(meta["parameters"]) == set(m.trainable_parameters())
+    assert {p.name for p in folder.iterdir()} == {checkpoint.TRAINABLE_WEIGHTS, checkpoint.TRAINABLE_META}
+    loaded = checkpoint.load_trainable(folder)
+    with torch.no_grad():
+        for b, ref in zip(batches, reference):
+            assert torch.equal(loaded(**b, return_logits=True).logits, ref)
+    # the special tokens survive: same ids, same (trained) embedding rows
+    ids = m.tokenizer.convert_tokens_to_ids(list(MODEL_TOKENS))
+    assert loaded.tokenizer.convert_tokens_to_ids(list(MODEL_TOKENS)) == ids
+    assert torch.equal(loaded.internvl.get_input_embeddings().weight[ids], m.internvl.get_input_embeddings().weight[ids])
+    assert not torch.equal(m.internvl.get_input_embeddings().weight[ids[0]], m.internvl.get_input_embeddings().weight[ids[5]])
+
+    for merge in (False, True):
+        out = checkpoint.export(m, tmp_path / f"export-{merge}", merge_lora=merge)
+        assert (out / "vlm" / "config.json").is_file() and (out / "adapter").exists() == (not merge)
+        exported = checkpoint.load_exported(out)
+        assert not any(p.requires_grad for p in exported.parameters()) and not exported.training
+        assert exported.tokenizer.convert_tokens_to_ids(list(MODEL_TOKENS)) == ids
+        with torch.no_grad():
+            for b, ref in zip(batches, reference):
+                logits = exported(**b, return_logits=True).logits
+                if merge:  # W + BA summed once instead of per call: float rounding only
+                    assert torch.allclose(logits, ref, atol=1e-4, rtol=0)
+                else:
+                    assert torch.equal(logits, ref)
+    with torch.no_grad():  # exporting (merge_and_unload on a copy) left the live model alone
+        assert torch.equal(m(**batches[0], return_logits=True).logits, reference[0])
+    assert not list(tmp_path.glob("**/*.bin")) and not list(tmp_path.glob("**/*.pt")), "weights only as safetensors"
+
+
+def test_a_checkpoint_for_another_config_is_refused(trained, tiny_dir, tmp_path):
+    folder = checkpoint.save_trainable(trained[TEMPORAL_GROUNDING], tmp_path / "ckpt")
+    meta_path = folder / checkpoint.TRAINABLE_META
+    meta = json.loads(meta_path.read_text())
+    meta["config"]["train"]["lm_head"] = False
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError) as error:
+        checkpoint.load_trainable(folder)
+    assert "lm_head" in str(error.value) and error.value.file.endswith(checkpoint.TRAINABLE_WEIGHTS)
+    meta["format_version"] = 99
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="format_version"):
+        checkpoint.load_trainable(folder)
+
+
+# ----------------------------------------------------------------------------- inference API
+
+
+def test_inference_decodes_answers_and_marks_garbage(model, monkeypatch):
+    canned = {
+        "image": "0.100, 0.200, 0.300, 0.400<box_sep>0.5, 0.5, 0.6, 0.6",
+        "video": "0.100, 0.200, 0.300, 0.400<next><no_box><next>0.000, 0.000, 1.000, 1.000",
+        "temporal": "<frame_1><frame_0>-<frame_1><frame_9>",
+    }
+    calls = []
+
+    def fake_generate(batch, max_new_tokens=64):
+        calls.append((batch["input_ids"].shape[0], max_new_tokens))
+        kinds = ["temporal" if batch["temporal_features"] is not None else
+                 ("video" if batch["pixel_values"].shape[0] > batch["input_ids"].shape[0] else "image")] * batch["input_ids"].shape[0]
+        return [canned[k] for k in kinds]
+
+    monkeypatch.setattr(model, "generate_text", fake_generate)
+    image = torch.zeros(3, 40, 50, dtype=torch.uint8)
+    assert model.ground_boxes(image, "the red circle") == [(0.1, 0.2, 0.3, 0.4)]  # first of the boxes
+    assert model.ground_boxes(np.zeros((40, 50, 3), np.uint8), "x") == [(0.1, 0.2, 0.3, 0.4)]  # HWC array
+    frames = torch.zeros(3, 3, 40, 50, dtype=torch.uint8)
+    assert model.ground_boxes(frames, "x") == [(0.1, 0.2, 0.3, 0.4), None, (0.0, 0.0, 1.0, 1.0)]
+    assert isinstance(model.ground_boxes(torch.zeros(4, 3, 40, 50, dtype=torch.uint8), "x"), ParseFailure)  # 3 != 4
+    window = model.ground_window(np.zeros((N, TINY_CLIP_DIM), np.float32), 50.0, "a red square appears")
+    assert window == (5.0, 10.0)
+
+    canned.update(image="I cannot tell", temporal="<frame_9><frame_9>-<frame_0><frame_0>")
+    assert isinstance(model.ground_boxes(image, "x"), ParseFailure)
+    assert isinstance(model.ground_window(np.zeros((7, TINY_CLIP_DIM), np.float32), 5.0, "x"), ParseFailure)
+
+    from sa2va_st.model.inference import ground_boxes_batch
+
+    canned["image"] = "0.100, 0.200, 0.300, 0.400"
+    calls.clear()
+    out = ground_boxes_batch(model, [(image, "a"), (frames, "b"), (image, "c")], batch_size=8)
+    assert out[0] == out[2] == [(0.1, 0.2, 0.3, 0.4)] and len(out[1]) == 3
+    assert [c[0] for c in calls] == [2, 1]  # images together, the video apart
+
+
+def test_real_generation_returns_text_or_a_parse_failure(model):
+    image = torch.randint(0, 256, (3, 40, 50), dtype=torch.uint8)
+    result = model.ground_boxes(image, "the red circle")
+    assert isinstance(result, ParseFailure) or (len(result) == 1)
+    window = model.ground_window(np.random.default_rng(0).standard_normal((30, TINY_CLIP_DIM)), 3.0, "a red square")
+    assert isinstance(window, ParseFailure) or 0.0 <= window[0] <= window[1] <= 3.0
+
+
+# ----------------------------------------------------------------------------- the hub path
+
+
+@pytest.mark.slow
+def test_a_hub_id_loads_through_the_same_path_as_the_folder(tiny_dir, model, tmp_path):
+    """The tiny folder served by the local hub server loads by repo id through huggingface_hub."""
+    import shutil
+
+    from sa2va_st.synthetic.hub_server import HubServer
+
+    repo = tmp_path / "hub" / "hub" / "models" / "sa2va-st" / "tiny-internvl"
+    shutil.copytree(tiny_dir, repo)
+    script = (
+        "import json, torch\n"
+        "from sa2va_st.model.modeling import Sa2vaSTModel\n"
+        "from sa2va_st.model.tiny import tiny_model_config\n"
+        "from sa2va_st.model.checkpoint import resolved_commit\n"
+        "c = tiny_model_config('sa2va-st/tiny-internvl')\n"
+        "m = Sa2vaSTModel.from_config(c)\n"
+        "print(json.dumps({'counts': m.parameter_counts(), 'commit': resolved_commit(c),\n"
+        "  'embed': float(m.internvl.get_input_embeddings().weight.double().sum()),\n"
+        "  'ids': m.tokenizer.convert_tokens_to_ids(['<SPATIAL>', '<TEMPORAL_CONTEXT>'])}))\n"
+    )
+    with HubServer(tmp_path / "hub") as server:
+        env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf_home"),
+               "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_OFFLINE": "0"}
+        env.pop("HF_HUB_CACHE", None)
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = json.loads(result.stdout.strip().splitlines()[-1])
+    assert remote["counts"] == model.parameter_counts()
+    assert remote["embed"] == pytest.approx(float(model.internvl.get_input_embeddings().weight.detach().double().sum()), abs=1e-9)
+    assert remote["ids"] == model.tokenizer.convert_tokens_to_ids(["<SPATIAL>", "<TEMPORAL_CONTEXT>"])
+    assert remote["commit"] and len(remote["commit"]) == 40  # pinned in checkpoints
+    assert list((tmp_path / "hf_home").rglob("model.safetensors")), "the weights came through the hub cache"
