@@ -207,7 +207,7 @@ class Sa2vaSTConfig:
         return {"revision": None if is_local else self.revision, "local_files_only": local}
 
 
-def resolve_source(id_or_folder: str | os.PathLike, key: str) -> tuple[str, bool]:
+def resolve_source(id_or_folder: str | os.PathLike, key: str, example: str = DEFAULT_VLM) -> tuple[str, bool]:
     """``(source for from_pretrained, is_local)``: an existing folder (needs ``config.json``) or a hub id.
 
     Something spelled like a path (``./x``, ``/x``, ``~/x``, ``a/b/c``) that does not exist is an
@@ -225,13 +225,14 @@ def resolve_source(id_or_folder: str | os.PathLike, key: str) -> tuple[str, bool
                 "or write the tiny preset with `python -m sa2va_st.model.tiny --out DIR`",
             )
         return str(path.resolve()), True
-    spelled_as_path = text.startswith((".", "/", "~")) or text.count("/") > 1
+    # a hub id is `name` or `org/name`; anything else spelled like a path is meant as a folder
+    spelled_as_path = text.startswith((".", "/", "~")) or text.count("/") > 1 or (os.sep != "/" and os.sep in text)
     if spelled_as_path or path.exists():
         raise ModelError(
             "model folder not found" if not path.exists() else "the model source is a file, not a folder",
             file=str(path),
             key=key,
-            fix=f"point {key} at a folder holding config.json + weights, or give a hub id such as {DEFAULT_VLM}",
+            fix=f"point {key} at a folder holding config.json + weights, or give a hub id such as {example}",
         )
     return text, False
 

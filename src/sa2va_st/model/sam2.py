@@ -50,6 +50,7 @@ import torch
 
 from ..atomic import staging_dir
 from ..errors import ModelError
+from .config import resolve_source
 
 log = logging.getLogger(__name__)
 
@@ -169,30 +170,6 @@ def save_tiny_sam2(out_dir: str | os.PathLike, seed: int = 0) -> Path:
 # --- loading ---------------------------------------------------------------------------------
 
 
-def _resolve_source(id_or_folder: str | os.PathLike) -> tuple[str, bool]:
-    """(what to pass to ``from_pretrained``, is it a local folder); errors name the fix."""
-    text = os.fspath(id_or_folder)
-    path = Path(text).expanduser()
-    # a hub id is `name` or `org/name`; anything else spelled like a path is meant as a folder
-    spelled_as_path = text.startswith((".", "/", "~")) or text.count("/") > 1 or (os.sep != "/" and os.sep in text)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelError(
-                "a local SAM2 folder needs config.json next to its weights",
-                file=str(path),
-                fix=f"download the whole hub repository (e.g. `hf download {HUB_EXAMPLE} --local-dir {path}`), "
-                "or write a tiny one with `python -m sa2va_st.model.sam2 --save-tiny DIR`",
-            )
-        return str(path.resolve()), True
-    if spelled_as_path or path.exists():
-        raise ModelError(
-            "SAM2 folder not found" if not path.exists() else "SAM2 source is a file, not a folder",
-            file=str(path),
-            fix=f"point at a folder holding config.json + model.safetensors, or give a hub id such as {HUB_EXAMPLE}",
-        )
-    return text, False
-
-
 def _torch_dtype(device: torch.device, dtype: torch.dtype | str) -> torch.dtype:
     """The dtype actually used: as asked on a GPU, float32 on the CPU (half precision there is slow)."""
     if isinstance(dtype, str):
@@ -265,7 +242,7 @@ def load_sam2(
     """A frozen `Sam2Segmenter` from a hub id or a local folder (``local_files_only`` defaults to True for a folder)."""
     from transformers import Sam2Model, Sam2VideoModel, Sam2VideoProcessor
 
-    source, is_local = _resolve_source(id_or_folder)
+    source, is_local = resolve_source(id_or_folder, "model.sam2", example=HUB_EXAMPLE)
     device = torch.device(device)
     dtype = _torch_dtype(device, dtype)
     if local_files_only is None:
