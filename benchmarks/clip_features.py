@@ -60,6 +60,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from _report import Report, log_to_file
+
 ROOT = Path(__file__).resolve().parents[1]  # repository root: default paths are relative to it
 DEFAULT_VIDEO_DIR = Path("results/benchmarks/clip_videos")
 DEFAULT_REPORT = Path("results/benchmarks/clip_features.txt")
@@ -74,29 +76,6 @@ JPEG_QUALITY = 95
 VIDEO_FORMAT_VERSION = 1  # bump when the generator changes: cached videos are then rebuilt
 
 log = logging.getLogger("benchmark.clip_features")
-
-
-# --------------------------------------------------------------------------------------------
-# Output: everything printed also goes to the report file and the log
-# --------------------------------------------------------------------------------------------
-
-
-class Report:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, line: str = "") -> None:
-        print(line, flush=True)
-        self.lines.append(line)
-        log.info("| %s", line)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -676,11 +655,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    args.log.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(args.log, mode="w")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    logging.getLogger().setLevel(logging.INFO)
+    log_to_file(args.log)
     report = Report()
     started = time.monotonic()
 
@@ -735,7 +710,7 @@ def main(argv=None) -> int:
         f"RESULT decode_bound_speedup={value('decode', 'speedup')} encode_bound_speedup={value('encode', 'speedup')} "
         f"overhead_decode_bound={value('decode', 'overhead')} overhead_encode_bound={value('encode', 'overhead')}"
     )
-    atomic_write_text(args.report, "\n".join(report.lines) + "\n")
+    report.save(args.report)
     return 0 if ok else 1
 
 

@@ -89,6 +89,8 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from _report import Report, log_to_file
+
 ROOT = Path(__file__).resolve().parents[1]  # repository root: default paths are relative to it
 DEFAULT_OUT = Path("results/benchmarks/manifests")
 DEFAULT_REPORT = Path("results/benchmarks/manifests.txt")
@@ -125,29 +127,6 @@ VERBS = ("walking", "running", "jumping", "turning around", "standing still", "m
          "looking around", "swimming", "flying", "climbing", "lying down", "sitting", "crossing the road")
 PLACES = ("to the left", "to the right", "towards the camera", "away from the camera", "in the middle",
           "near the fence", "on the grass", "behind the tree", "in the water", "next to the others")
-
-
-# --------------------------------------------------------------------------------------------
-# Output: everything printed also goes to the report file and the log
-# --------------------------------------------------------------------------------------------
-
-
-class Report:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, line: str = "") -> None:
-        print(line, flush=True)
-        self.lines.append(line)
-        log.info("| %s", line)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -908,11 +887,7 @@ def rate(n: int, seconds: float) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    args.log.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(args.log, mode="w")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    logging.getLogger().setLevel(logging.INFO)
+    log_to_file(args.log)
     report = Report()
     started = time.monotonic()
 
@@ -985,7 +960,7 @@ def main(argv=None) -> int:
     report(f"total run time {time.monotonic() - started:.0f} s")
     report(f"RESULT seconds={total_s:.1f} videos={t['videos']} expressions={t['expressions']} masks={masks} "
            f"masks_per_s={masks / total_s:.0f} image_expressions={t['image_expressions']} images={t['images']}")
-    atomic_write_text(args.report, "\n".join(report.lines) + "\n")
+    report.save(args.report)
     return 1 if problems else 0
 
 
