@@ -176,3 +176,19 @@ def test_manifests_at_another_fps_sit_beside_the_first(demo_run):
     assert {path: path.read_bytes() for path in first} == before
     (report,) = (demo_dir / "results" / "manifests" / "temporal").glob("*/fps5/report.json")
     assert json.loads(report.read_text())["fps"] == 5.0
+
+
+def test_demo_config_builds_the_tiny_model_from_its_folders(demo_run, monkeypatch):
+    import yaml
+
+    from sa2va_st.config import validate_config
+    from sa2va_st.model import Sa2vaSTConfig, Sa2vaSTModel, load_sam2
+
+    demo_dir, *_ = demo_run
+    monkeypatch.chdir(demo_dir)  # the config's paths are relative to the run directory, as in snakemake
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = validate_config(yaml.safe_load(Path("config.yaml").read_text()), REPO / "workflow" / "schemas" / "config.schema.yaml")
+    model = Sa2vaSTModel.from_config(Sa2vaSTConfig.from_pipeline_config(config))
+    assert 0 < sum(p.numel() for p in model.parameters() if p.requires_grad) < sum(p.numel() for p in model.parameters())
+    segmenter = load_sam2(config["model"]["sam2"])
+    assert not any(p.requires_grad for p in segmenter.image_model.parameters())

@@ -1,6 +1,6 @@
 """The demo: the whole DAG on the synthetic world, on a CPU, with the real client code paths.
 
-It generates the world and a tiny random CLIP model (once), serves the world through the local hub server, writes `demo/config.yaml`
+It generates the world and the tiny random models (CLIP, InternVL, SAM2; once), serves the world through the local hub server, writes `demo/config.yaml`
 (the real config with the hub, URLs and manual folders pointed at the world), and runs Snakemake in
 `demo/` as its working directory, so the demo's results never mix with a real run's.
 """
@@ -17,6 +17,8 @@ import yaml
 
 from .atomic import atomic_write_text
 from .features.clip_model import save_tiny_clip
+from .model.sam2 import save_tiny_sam2
+from .model.tiny import save_tiny_vlm
 from .synthetic.hub_server import HubServer
 from .synthetic.world import generate_world
 
@@ -24,7 +26,7 @@ DEFAULT_PORT = 8765  # fixed, so the URLs in the demo config (and Snakemake's pa
 DEMO_SEED = 0
 
 
-def demo_config(base: dict, port: int, tiny_clip: str) -> dict:
+def demo_config(base: dict, port: int, tiny_clip: str, tiny_vlm: str, tiny_sam2: str) -> dict:
     """The real configuration with every remote pointed at the synthetic world's server."""
     server = f"http://127.0.0.1:{port}"
     config = copy.deepcopy(base)
@@ -39,6 +41,8 @@ def demo_config(base: dict, port: int, tiny_clip: str) -> dict:
         num_workers=1,
         max_failed_fraction=0.0,
     )
+    config["model"].update(vlm=tiny_vlm, sam2=tiny_sam2, dtype="fp32")
+    config["model"]["lora"].update(r=8, alpha=16)  # upstream's r 128 is wider than the tiny LLM
     config["sources"] = {
         "charades_videos": {
             "kind": "url",
@@ -79,8 +83,19 @@ def run_demo(repo: Path, demo_dir: Path, port: int, snakemake_args: list[str], o
     tiny_clip = demo_dir / "models" / "tiny_clip"
     if not (tiny_clip / "open_clip_config.json").exists():
         save_tiny_clip(tiny_clip, seed=DEMO_SEED)
+    tiny_vlm, tiny_sam2 = demo_dir / "models" / "tiny_vlm", demo_dir / "models" / "tiny_sam2"
+    if not (tiny_vlm / "config.json").exists():
+        save_tiny_vlm(tiny_vlm, seed=DEMO_SEED)
+    if not (tiny_sam2 / "config.json").exists():
+        save_tiny_sam2(tiny_sam2, seed=DEMO_SEED)
     base = yaml.safe_load((repo / "config.yaml").read_text())
-    text = yaml.safe_dump(demo_config(base, port, tiny_clip=str(tiny_clip.relative_to(demo_dir))), sort_keys=False)
+    text = yaml.safe_dump(demo_config(
+        base,
+        port,
+        tiny_clip=str(tiny_clip.relative_to(demo_dir)),
+        tiny_vlm=str(tiny_vlm.relative_to(demo_dir)),
+        tiny_sam2=str(tiny_sam2.relative_to(demo_dir)),
+    ), sort_keys=False)
     config_path = demo_dir / "config.yaml"
     if not config_path.exists() or config_path.read_text() != text:
         atomic_write_text(config_path, text)
