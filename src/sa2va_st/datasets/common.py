@@ -133,10 +133,17 @@ def decode_rgb_chw(path: Path, *, manifest: str, row_id: object, column: str) ->
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()  # (3, H, W)
 
 
-def check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise DatasetError(f"seed must be an integer >= 0, got {seed!r}", key="seed")
-    return int(seed)
+def check_int(value: object, key: str, minimum: int, maximum: int | None = None, why: str = "") -> int:
+    """``value`` as an int, or a DatasetError naming ``key`` (bools are not integers here)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise DatasetError(f"{key} must be an integer {bound}{why}, got {value!r}", key=key)
+    return int(value)
 
 
 def single_name(names: Sequence[str], given: str | None, kind: str) -> str:
@@ -150,15 +157,16 @@ def single_name(names: Sequence[str], given: str | None, kind: str) -> str:
 
 
 class GroundingDataset(Dataset):
-    """Base of the three datasets: ``task``, ``name``, ``train``, ``seed``, ``epoch``, `set_epoch`."""
+    """Base of the three datasets: ``task``, ``name``, ``train``, ``seed``, ``root``, ``epoch``, `set_epoch`."""
 
     task: str = ""
     _salt: int = 0
 
-    def __init__(self, *, train: bool, seed: int) -> None:
+    def __init__(self, *, train: bool, seed: int, root: PathLike | None) -> None:
         self.train = bool(train)
-        self.seed = check_seed(seed)
+        self.seed = check_int(seed, "seed", 0)
         self.epoch = 0
+        self.root = None if root is None else Path(root)  # the folder relative manifest paths start from
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random choices items use (training only; evaluation ignores it).
@@ -167,9 +175,7 @@ class GroundingDataset(Dataset):
         dataset when the iterator starts; with ``persistent_workers=True`` they would keep
         the old epoch).
         """
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise DatasetError(f"epoch must be an integer >= 0, got {epoch!r}", key="epoch")
-        self.epoch = int(epoch)
+        self.epoch = check_int(epoch, "epoch", 0)
 
     def item_rng(self, index: int) -> np.random.Generator | None:
         """The generator of item ``index`` for the current epoch; ``None`` in evaluation mode."""

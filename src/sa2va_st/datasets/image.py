@@ -35,7 +35,6 @@ Item dict:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -48,6 +47,7 @@ from .common import (
     SALT_IMAGE,
     GroundingDataset,
     PathLike,
+    check_int,
     decode_rgb_chw,
     missing_file_error,
     read_manifests,
@@ -78,14 +78,10 @@ class ImageGroundingDataset(GroundingDataset):
         name: str | None = None,
         check_files: bool = False,
     ) -> None:
-        super().__init__(train=train, seed=seed)
-        if max_expressions is not None and (
-            isinstance(max_expressions, bool) or not isinstance(max_expressions, (int, np.integer)) or max_expressions < 1
-        ):
-            raise DatasetError(f"max_expressions must be an integer >= 1 or None, got {max_expressions!r}",
-                               key="max_expressions")
-        self.max_expressions = None if max_expressions is None else int(max_expressions)
-        self.root = None if root is None else Path(root)
+        super().__init__(train=train, seed=seed, root=root)
+        self.max_expressions = (
+            None if max_expressions is None else check_int(max_expressions, "max_expressions", 1, why=" or None")
+        )
         cols, origin = read_manifests(manifest_paths, IMAGE_COLUMNS, kind="image")
         self._cols, self._origin = cols, origin
         self.name = single_name(cols["dataset"], name, "image")

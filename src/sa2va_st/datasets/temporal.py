@@ -58,6 +58,7 @@ from .common import (
     SALT_TEMPORAL,
     GroundingDataset,
     PathLike,
+    check_int,
     missing_file_error,
     read_manifests,
     resolve,
@@ -87,16 +88,8 @@ class TemporalGroundingDataset(GroundingDataset):
         name: str | None = None,
         check_files: bool = False,
     ) -> None:
-        super().__init__(train=train, seed=seed)
-        if isinstance(num_positions, bool) or not isinstance(num_positions, (int, np.integer)) or not (
-            1 <= num_positions <= 100
-        ):
-            raise DatasetError(
-                f"num_positions must be an integer in [1, 100] (two-digit frame tokens), got {num_positions!r}",
-                key="num_positions",
-            )
-        self.num_positions = int(num_positions)
-        self.root = None if root is None else Path(root)
+        super().__init__(train=train, seed=seed, root=root)
+        self.num_positions = check_int(num_positions, "num_positions", 1, 100, why=" (two-digit frame tokens)")
         cols, origin = read_manifests(manifest_paths, TEMPORAL_COLUMNS, kind="temporal")
         self.name = single_name(cols["dataset"], name, "temporal")
         keep = ("id", "dataset", "split", "video", "sentence", "features_path")

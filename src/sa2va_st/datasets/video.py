@@ -43,7 +43,6 @@ Item dict:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -57,6 +56,7 @@ from .common import (
     SALT_VIDEO,
     GroundingDataset,
     PathLike,
+    check_int,
     decode_rgb_chw,
     missing_file_error,
     read_manifests,
@@ -90,11 +90,8 @@ class VideoGroundingDataset(GroundingDataset):
         name: str | None = None,
         check_files: bool = False,
     ) -> None:
-        super().__init__(train=train, seed=seed)
-        if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
-            raise DatasetError(f"num_frames must be an integer >= 1, got {num_frames!r}", key="num_frames")
-        self.num_frames = int(num_frames)
-        self.root = None if root is None else Path(root)
+        super().__init__(train=train, seed=seed, root=root)
+        self.num_frames = check_int(num_frames, "num_frames", 1)
         cols, origin = read_manifests(manifest_paths, VIDEO_COLUMNS, VIDEO_OPTIONAL_COLUMNS, kind="video")
         self.name = single_name(cols["dataset"], name, "video")
         self._origin = origin
