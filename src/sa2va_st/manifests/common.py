@@ -309,3 +309,23 @@ def remove_stale(folder: Path, keep: set[str]) -> None:
         if path.name not in keep:
             log.info("removing %s: not produced by this run", path)
             path.unlink()
+
+
+def write_built(out: Path, built: dict[str, tuple[str, list[tuple[Tally, pa.Table]]]], skipped: dict[str, str], report: dict) -> None:
+    """Write every checked table of ``built`` (dataset -> (kind, [(tally, table), ...])) under ``out``,
+    record it in ``report["datasets"]``, and clear the folders of stale splits and skipped datasets."""
+    for name, (kind, results) in built.items():
+        entry = {"status": "built", "kind": kind, "splits": {}}
+        for tally, table in results:
+            relative = f"{name}/{tally.split}.parquet"
+            sha = write_table(table, out / relative)
+            entry["splits"][tally.split] = tally.entry(relative, sha)
+            log.info(
+                "%s: %d in, %d kept (%d clipped), %d dropped %s",
+                relative, tally.rows_in, tally.kept, tally.clipped_rows, sum(tally.dropped.values()), dict(tally.dropped),
+            )
+        remove_stale(out / name, {f"{t.split}.parquet" for t, _ in results})
+        report["datasets"][name] = entry
+    for name, reason in skipped.items():
+        report["datasets"][name] = {"status": "skipped", "reason": reason}
+        remove_stale(out / name, set())

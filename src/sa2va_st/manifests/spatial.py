@@ -18,18 +18,15 @@ missing their image/frames (the error names the missing folder, e.g. the JPEGIma
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Iterable
 
 from ..annotations.common import gc_paused
 from ..annotations.special_jsons import DATASETS as SPECIAL_DATASETS
-from .common import Listings, Tally, join, load_special, path_prefix, remove_stale, special_datasets, special_schemas, split_files, to_table, write_table
+from .common import Listings, Tally, join, load_special, path_prefix, special_datasets, special_schemas, split_files, to_table, write_built
 from .report import add_totals, new_report, write_report
 from .schemas import IMAGE_SCHEMA, VIDEO_SCHEMA
-
-log = logging.getLogger(__name__)
 
 SPATIAL = "spatial"
 NO_TARGET_TYPE_ID = 2  # ReVOS: an expression that refers to nothing in the video
@@ -173,18 +170,7 @@ def _build_spatial_manifests(
             results.append((tally, to_table(rows, IMAGE_SCHEMA if kind == "image" else VIDEO_SCHEMA)))
             del doc, rows
         built[name] = (kind, results)
-    for name, (kind, results) in built.items():
-        entry = {"status": "built", "kind": kind, "splits": {}}
-        for tally, table in results:
-            relative = f"{name}/{tally.split}.parquet"
-            sha = write_table(table, out / relative)
-            entry["splits"][tally.split] = tally.entry(relative, sha)
-            log.info("%s: %d in, %d kept, %d dropped %s", relative, tally.rows_in, tally.kept, sum(tally.dropped.values()), dict(tally.dropped))
-        remove_stale(out / name, {f"{t.split}.parquet" for t, _ in results})
-        report["datasets"][name] = entry
-    for name, reason in skipped.items():
-        report["datasets"][name] = {"status": "skipped", "reason": reason}
-        remove_stale(out / name, set())
+    write_built(out, built, skipped, report)
     add_totals(report)
     write_report(report, out, "Manifests: validation report (spatial)", schema_root)
     return report

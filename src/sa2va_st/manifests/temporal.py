@@ -40,7 +40,6 @@ missing their video or features (e.g. the videos folder is absent).
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import posixpath
@@ -55,11 +54,10 @@ from ..annotations.special_jsons import DATASETS as SPECIAL_DATASETS
 from ..errors import ManifestError
 from ..features.sharding import VIDEO_SUFFIXES
 from ..features.timing import feature_count
-from .common import Listings, Tally, join, load_special, path_prefix, remove_stale, special_datasets, special_schemas, split_files, to_table, write_table
+from .common import Listings, Tally, join, load_special, path_prefix, special_datasets, special_schemas, split_files, to_table, write_built
 from .report import add_totals, new_report, write_report
 from .schemas import TEMPORAL_SCHEMA
 
-log = logging.getLogger(__name__)
 
 TEMPORAL = "temporal"
 VIDEO_FOLDERS = {"charades": "temporal/Charades/videos", "didemo": "temporal/didemo/videos"}
@@ -276,7 +274,7 @@ def build_temporal_manifests(
         fps=fps,
         folders={},
     )
-    built: dict[str, list] = {}
+    built: dict[str, tuple[str, list]] = {}
     for name in names:  # everything is read and checked before anything is written
         video_dir = path_prefix(video_dirs[name]) if name in video_dirs else join(prefix, VIDEO_FOLDERS[name])
         features_dir = path_prefix(features_dirs[name]) if name in features_dirs else default_features_dir(data_root, name, features_label, fps)
@@ -288,23 +286,9 @@ def build_temporal_manifests(
             rows = temporal_rows(doc, video_dir, features_dir, index, fps, listings, tally)
             tally.check_structure(path)
             results.append((tally, to_table(rows, TEMPORAL_SCHEMA)))
-        built[name] = results
+        built[name] = ("temporal", results)
         report["folders"][name] = {"videos": video_dir, "features": features_dir}
-    for name, results in built.items():
-        entry = {"status": "built", "kind": "temporal", "splits": {}}
-        for tally, table in results:
-            relative = f"{name}/{tally.split}.parquet"
-            sha = write_table(table, out / relative)
-            entry["splits"][tally.split] = tally.entry(relative, sha)
-            log.info(
-                "%s: %d in, %d kept (%d clipped), %d dropped %s",
-                relative, tally.rows_in, tally.kept, tally.clipped_rows, sum(tally.dropped.values()), dict(tally.dropped),
-            )
-        remove_stale(out / name, {f"{t.split}.parquet" for t, _ in results})
-        report["datasets"][name] = entry
-    for name, reason in skipped.items():
-        report["datasets"][name] = {"status": "skipped", "reason": reason}
-        remove_stale(out / name, set())
+    write_built(out, built, skipped, report)
     add_totals(report)
     write_report(report, out, f"Manifests: validation report (temporal, {features_label}, fps {fps:g})", schema_root)
     return report
