@@ -62,6 +62,8 @@ from PIL import Image
 
 from _report import Report, log_to_file
 
+from sa2va_st.atomic import staging_dir
+
 ROOT = Path(__file__).resolve().parents[1]  # repository root: default paths are relative to it
 DEFAULT_VIDEO_DIR = Path("results/benchmarks/clip_videos")
 DEFAULT_REPORT = Path("results/benchmarks/clip_features.txt")
@@ -203,9 +205,7 @@ def ensure_videos(base: Path, count: int, minutes: float, seed: int, report: Rep
     total = sum(p.frames / p.fps for p in plans)
     report(f"generating {count} videos ({total / 60:.2f} min, {sum(p.frames for p in plans)} frames) into {folder.name} ...")
     started = time.monotonic()
-    base.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".staging", dir=base))
-    try:
+    with staging_dir(base, folder.name) as stage:  # removed on the way out, whatever happens
         # fork: the generator uses numpy/PIL/PyAV only, no torch threads exist yet
         with mp.get_context("fork").Pool(min(2, os.cpu_count() or 1)) as pool:
             order = sorted(plans, key=lambda p: -p.frames)  # longest first balances the two processes
@@ -215,8 +215,6 @@ def ensure_videos(base: Path, count: int, minutes: float, seed: int, report: Rep
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(stage, folder)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     report(f"generated in {time.monotonic() - started:.0f} s")
     return folder, videos
 

@@ -81,7 +81,6 @@ import platform
 import pstats
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -90,6 +89,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from _report import Report, log_to_file
+
+from sa2va_st.atomic import staging_dir
 
 ROOT = Path(__file__).resolve().parents[1]  # repository root: default paths are relative to it
 DEFAULT_OUT = Path("results/benchmarks/manifests")
@@ -597,9 +598,8 @@ def disk_usage(folder: Path) -> tuple[int, int]:
 
 def generate_world(folder: Path, params: WorldParams, workers: int, report: Report) -> dict:
     base = folder.parent
-    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".staging", dir=base))
     started = time.monotonic()
-    try:
+    with staging_dir(base, folder.name) as stage:  # removed on the way out, whatever happens
         data_root = stage / "data"
         jpeg_dir = stage / "first_frames"
         write_first_frame_jpegs(jpeg_dir)
@@ -634,8 +634,6 @@ def generate_world(folder: Path, params: WorldParams, workers: int, report: Repo
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(stage, folder)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     report(f"generated in {world['generation_seconds']:.0f} s: {world['disk_bytes'] / 2**30:.2f} GiB, {world['files']} files")
     return world
 
