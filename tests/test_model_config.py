@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
@@ -16,20 +15,7 @@ from sa2va_st.model.config import (
     Sa2vaSTConfig,
     clip_embedding_dim,
 )
-
-REPO = Path(__file__).resolve().parent.parent
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
-
-
-def with_change(path: str, value) -> dict:
-    config = copy.deepcopy(DEFAULT)
-    *parents, last = path.split(".")
-    node = config
-    for key in parents:
-        node = node[key]
-    node[last] = value
-    return config
+from test_config import DEFAULT, SCHEMA, with_change  # the pipeline config and its schema, as test_config reads them
 
 
 def test_defaults_are_upstreams_recipe():
