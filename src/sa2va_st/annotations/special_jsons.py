@@ -511,11 +511,11 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def remove_stale(folder: Path, keep: set[str]) -> None:
-    """Split files of an earlier run that this run did not write (a split or dataset that is gone)."""
+def remove_stale(folder: Path, keep: set[str], pattern: str = "*.json") -> None:
+    """Split files (``pattern``) of an earlier run that this run did not write (a split or dataset that is gone)."""
     if not folder.is_dir():
         return
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.glob(pattern)):
         if path.name not in keep:
             log.info("removing %s: not produced by this run", path)
             path.unlink()

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from ..annotations.common import load_json
 from ..annotations.special_jsons import DATASETS as SPECIAL_DATASETS
 from ..annotations.special_jsons import REPORT as SPECIAL_REPORT
-from ..annotations.special_jsons import load_schemas, per_frame_valid, slim_records, validate
+from ..annotations.special_jsons import load_schemas, per_frame_valid, remove_stale, slim_records, validate
 from ..annotations.special_jsons import fast_is_valid as special_fast_is_valid
 from ..atomic import atomic_write_bytes
 from ..errors import AnnotationError, ManifestError
@@ -301,16 +301,6 @@ def write_table(table: pa.Table, path: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def remove_stale(folder: Path, keep: set[str]) -> None:
-    """Manifests of an earlier run that this run did not write (a split or dataset that is gone)."""
-    if not folder.is_dir():
-        return
-    for path in sorted(folder.glob("*.parquet")):
-        if path.name not in keep:
-            log.info("removing %s: not produced by this run", path)
-            path.unlink()
-
-
 def write_built(out: Path, built: dict[str, tuple[str, list[tuple[Tally, pa.Table]]]], skipped: dict[str, str], report: dict) -> None:
     """Write every checked table of ``built`` (dataset -> (kind, [(tally, table), ...])) under ``out``,
     record it in ``report["datasets"]``, and clear the folders of stale splits and skipped datasets."""
@@ -324,8 +314,8 @@ def write_built(out: Path, built: dict[str, tuple[str, list[tuple[Tally, pa.Tabl
                 "%s: %d in, %d kept (%d clipped), %d dropped %s",
                 relative, tally.rows_in, tally.kept, tally.clipped_rows, sum(tally.dropped.values()), dict(tally.dropped),
             )
-        remove_stale(out / name, {f"{t.split}.parquet" for t, _ in results})
+        remove_stale(out / name, {f"{t.split}.parquet" for t, _ in results}, "*.parquet")
         report["datasets"][name] = entry
     for name, reason in skipped.items():
         report["datasets"][name] = {"status": "skipped", "reason": reason}
-        remove_stale(out / name, set())
+        remove_stale(out / name, set(), "*.parquet")
