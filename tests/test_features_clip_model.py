@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import open_clip
 import pytest
@@ -23,18 +22,6 @@ from sa2va_st.features.clip_model import (
     save_tiny_clip,
 )
 from sa2va_st.features.preprocess import PreprocessConfig
-
-
-@pytest.fixture()
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No network at all: huggingface_hub offline, and any socket connection fails the test."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a network connection was attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ first key frame are filled by the backward pass).
 from __future__ import annotations
 
 import json
-import socket
 
 import numpy as np
 import pytest
@@ -30,18 +29,6 @@ from sa2va_st.model.sam2 import (
 
 BOX_A = [0.1, 0.1, 0.5, 0.6]
 BOX_B = [0.3, 0.2, 0.9, 0.95]
-
-
-@pytest.fixture()
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No network at all: huggingface_hub offline, and any socket connection fails the test."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a network connection was attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @pytest.fixture(scope="module")
