@@ -203,7 +203,9 @@ def ensure_videos(base: Path, count: int, minutes: float, seed: int, report: Rep
         report(f"cached videos in {folder} are incomplete or stale: rebuilding")
     plans = plan_videos(count, minutes, seed)
     total = sum(p.frames / p.fps for p in plans)
-    report(f"generating {count} videos ({total / 60:.2f} min, {sum(p.frames for p in plans)} frames) into {folder.name} ...")
+    report(
+        f"generating {count} videos ({total / 60:.2f} min, {sum(p.frames for p in plans)} frames) into {folder.name} ..."
+    )
     started = time.monotonic()
     with staging_dir(base, folder.name) as stage:  # removed on the way out, whatever happens
         # fork: the generator uses numpy/PIL/PyAV only, no torch threads exist yet
@@ -277,8 +279,10 @@ class Timing:
     def describe(self) -> str:
         p = self.parts
         if "step1_s" in p:
-            text = (f"step 1 (decode + JPEG) {p['step1_s']:.1f} s, step 2 (PIL + preprocess + encode) "
-                    f"{p['step2_s']:.1f} s; {p['jpeg_mb']:.0f} MB of JPEG")
+            text = (
+                f"step 1 (decode + JPEG) {p['step1_s']:.1f} s, step 2 (PIL + preprocess + encode) "
+                f"{p['step2_s']:.1f} s; {p['jpeg_mb']:.0f} MB of JPEG"
+            )
         elif "timed_frames" in p:
             text = f"{p['timed_frames']:.0f} of {self.frames} frames timed, scaled up"
         else:
@@ -368,7 +372,9 @@ def run_baseline(regime: Regime, srcs, fps: float, work: Path) -> Timing:
             files = sorted((jpeg_root / src.vid).glob("*.jpg"))
             features = []
             for start in range(0, len(files), BASELINE_BATCH):
-                images = [regime.pil_transform(Image.open(f).convert("RGB")) for f in files[start : start + BASELINE_BATCH]]
+                images = [
+                    regime.pil_transform(Image.open(f).convert("RGB")) for f in files[start : start + BASELINE_BATCH]
+                ]
                 embeddings = regime.model.encode_image(torch.stack(images))
                 features.append(F.normalize(embeddings.float(), dim=-1))
             np.save(out_dir / f"{src.vid}.npy", torch.cat(features).numpy())
@@ -565,7 +571,9 @@ def run_regime(regime: Regime, srcs, videos, args, report: Report, work: Path) -
                 runs["d"].append(run_encode_only(regime, crops, args.batch_size, fraction))
                 del crops
             for k in ("c", "d") if unit == "cd" else (unit,):
-                log.info("  (%s) %.1f s, %d frames %s", k, runs[k][-1].seconds, runs[k][-1].frames, runs[k][-1].describe())
+                log.info(
+                    "  (%s) %.1f s, %d frames %s", k, runs[k][-1].seconds, runs[k][-1].frames, runs[k][-1].describe()
+                )
     results = regime.results
     for k, timings in runs.items():
         if timings:
@@ -585,10 +593,15 @@ def run_regime(regime: Regime, srcs, videos, args, report: Report, work: Path) -
         "d": "(d) encode only (pre-decoded tensors)",
         "a1": "[diagnostic] (a) with main process 1 torch thread",
     }
-    passes = (f"median of {len(groups)} passes over all videos" if how == "median"
-              else f"sum over {len(groups)} rounds of {len(srcs) // len(groups)}-{-(-len(srcs) // len(groups))} videos")
-    report(f"torch threads (main process) {default_threads}; DataLoader workers {args.num_workers} "
-           f"(1 torch thread each); batch {args.batch_size}; fps {args.fps:g}; times: {passes}")
+    passes = (
+        f"median of {len(groups)} passes over all videos"
+        if how == "median"
+        else f"sum over {len(groups)} rounds of {len(srcs) // len(groups)}-{-(-len(srcs) // len(groups))} videos"
+    )
+    report(
+        f"torch threads (main process) {default_threads}; DataLoader workers {args.num_workers} "
+        f"(1 torch thread each); batch {args.batch_size}; fps {args.fps:g}; times: {passes}"
+    )
     report(f"{'path':<50} {'seconds':>8} {'frames':>7} {'frames/s':>9} {'t / t_a':>8}")
     for k in ("a", "b", "c", "d", "a1"):
         if k in results:
@@ -599,15 +612,21 @@ def run_regime(regime: Regime, srcs, videos, args, report: Report, work: Path) -
             report(f"    {k}: {results[k].describe()}")
     target_speedup = TARGET_DECODE_SPEEDUP if regime.key == "decode" else TARGET_ENCODE_SPEEDUP
     slower = "c (decode)" if c.seconds >= d.seconds else "d (encode)"
-    report(f"speedup a/b (frames/s)       = {results['speedup']:.2f}   target >= {target_speedup:g}: "
-           f"{'PASS' if results['speedup'] >= target_speedup else 'MISS'}")
-    report(f"overhead t_a / max(t_c, t_d) = {results['overhead']:.2f}   (max is {slower}; "
-           f"efficiency {1 / results['overhead']:.0%})   target <= {TARGET_OVERHEAD:g}: "
-           f"{'PASS' if results['overhead'] <= TARGET_OVERHEAD else 'MISS'}")
-    report(f"equivalence: (a) vs unbatched PIL reference on {equivalence['frames']} frames of "
-           f"{equivalence['videos']} videos: min cosine {equivalence['min_cos']:.6f} (1 - cos = "
-           f"{1 - equivalence['min_cos']:.1e}; >= {COSINE_MIN}: {'PASS' if equivalence['min_cos'] >= COSINE_MIN else 'FAIL'}); "
-           f"control, different frames: median {equivalence['control_median']:.4f}, max {equivalence['control_max']:.4f}")
+    report(
+        f"speedup a/b (frames/s)       = {results['speedup']:.2f}   target >= {target_speedup:g}: "
+        f"{'PASS' if results['speedup'] >= target_speedup else 'MISS'}"
+    )
+    report(
+        f"overhead t_a / max(t_c, t_d) = {results['overhead']:.2f}   (max is {slower}; "
+        f"efficiency {1 / results['overhead']:.0%})   target <= {TARGET_OVERHEAD:g}: "
+        f"{'PASS' if results['overhead'] <= TARGET_OVERHEAD else 'MISS'}"
+    )
+    report(
+        f"equivalence: (a) vs unbatched PIL reference on {equivalence['frames']} frames of "
+        f"{equivalence['videos']} videos: min cosine {equivalence['min_cos']:.6f} (1 - cos = "
+        f"{1 - equivalence['min_cos']:.1e}; >= {COSINE_MIN}: {'PASS' if equivalence['min_cos'] >= COSINE_MIN else 'FAIL'}); "
+        f"control, different frames: median {equivalence['control_median']:.4f}, max {equivalence['control_max']:.4f}"
+    )
     report(f"regime wall time {time.monotonic() - t0:.0f} s")
 
 
@@ -616,24 +635,49 @@ def fresh_dir(work: Path, regime_key: str, name: str) -> Path:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--videos", type=int, default=None, help=f"number of videos (default {SPEC_VIDEOS})")
-    parser.add_argument("--minutes", type=float, default=None, help=f"total minutes of video (default {SPEC_MINUTES:g})")
+    parser.add_argument(
+        "--minutes", type=float, default=None, help=f"total minutes of video (default {SPEC_MINUTES:g})"
+    )
     parser.add_argument("--fps", type=float, default=10.0, help="features per second (default 10)")
-    parser.add_argument("--batch-size", type=int, default=BASELINE_BATCH, help="encoder batch of ours, (d) (default 32)")
+    parser.add_argument(
+        "--batch-size", type=int, default=BASELINE_BATCH, help="encoder batch of ours, (d) (default 32)"
+    )
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader decode workers (default 2 = cores)")
     parser.add_argument("--regimes", default="decode,encode", help="comma list of: decode, encode")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"smoke run: {QUICK_VIDEOS} videos, {QUICK_MINUTES:g} min (does NOT meet the spec)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: {QUICK_VIDEOS} videos, {QUICK_MINUTES:g} min (does NOT meet the spec)",
+    )
     parser.add_argument("--check-frames", type=int, default=12, help="frames per video for the equivalence check")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="decode-bound regime: passes over all videos per path; the median counts (default 3)")
-    parser.add_argument("--rounds", type=int, default=4,
-                        help="encode-bound regime: groups of videos, each path once per group, times summed (default 4)")
-    parser.add_argument("--encode-only-fraction", type=float, default=0.25,
-                        help="encode-bound regime: share of the batches (d) times, scaled up (default 0.25; 1 = all)")
-    parser.add_argument("--no-diagnose", dest="diagnose", action="store_false",
-                        help="skip the diagnostic row (ours with 1 main-process torch thread, decode-bound regime)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="decode-bound regime: passes over all videos per path; the median counts (default 3)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="encode-bound regime: groups of videos, each path once per group, times summed (default 4)",
+    )
+    parser.add_argument(
+        "--encode-only-fraction",
+        type=float,
+        default=0.25,
+        help="encode-bound regime: share of the batches (d) times, scaled up (default 0.25; 1 = all)",
+    )
+    parser.add_argument(
+        "--no-diagnose",
+        dest="diagnose",
+        action="store_false",
+        help="skip the diagnostic row (ours with 1 main-process torch thread, decode-bound regime)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--video-dir", type=Path, default=DEFAULT_VIDEO_DIR, help="video cache (relative to the repo)")
     parser.add_argument("--report", type=Path, default=DEFAULT_REPORT)
@@ -658,9 +702,15 @@ def main(argv=None) -> int:
     started = time.monotonic()
 
     meets_spec = args.videos >= SPEC_VIDEOS and args.minutes >= SPEC_MINUTES
-    report(f"benchmark clip_features: {args.videos} videos, {args.minutes:g} min, fps {args.fps:g}, "
-           f"regimes {','.join(args.regimes)}" + ("" if meets_spec else "  ** QUICK/SMALL RUN: does NOT meet the spec "
-                                                  f"(>= {SPEC_VIDEOS} videos, >= {SPEC_MINUTES:g} min) **"))
+    report(
+        f"benchmark clip_features: {args.videos} videos, {args.minutes:g} min, fps {args.fps:g}, "
+        f"regimes {','.join(args.regimes)}"
+        + (
+            ""
+            if meets_spec
+            else f"  ** QUICK/SMALL RUN: does NOT meet the spec (>= {SPEC_VIDEOS} videos, >= {SPEC_MINUTES:g} min) **"
+        )
+    )
     report(f"machine: {platform.machine()} {os.cpu_count()} CPUs; python {platform.python_version()}")
     folder, videos = ensure_videos(args.video_dir, args.videos, args.minutes, args.seed, report)
 
@@ -668,16 +718,20 @@ def main(argv=None) -> int:
     import open_clip
     import torch
 
-    report(f"torch {torch.__version__} ({torch.get_num_threads()} threads), open_clip {open_clip.__version__}, "
-           f"PyAV {av.__version__}, decord {decord.__version__}; baseline step 1 uses PyAV + PIL JPEG q{JPEG_QUALITY} "
-           f"(no ffmpeg binary is used)")
+    report(
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), open_clip {open_clip.__version__}, "
+        f"PyAV {av.__version__}, decord {decord.__version__}; baseline step 1 uses PyAV + PIL JPEG q{JPEG_QUALITY} "
+        f"(no ffmpeg binary is used)"
+    )
     rates = sorted({v["fps"] for v in videos})
     sizes = sorted({f"{v['width']}x{v['height']}" for v in videos})
     seconds = [v["seconds"] for v in videos]
-    report(f"videos: {len(videos)} in {folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}; "
-           f"{sum(seconds) / 60:.2f} min ({min(seconds):.1f}-{max(seconds):.1f} s each); {sum(v['frames'] for v in videos)} "
-           f"source frames; {'/'.join(sizes)}; {'/'.join(map(str, rates))} fps; H.264 yuv420p (x264 medium crf 23), "
-           f"{sum(v['bytes'] for v in videos) / 1e6:.1f} MB")
+    report(
+        f"videos: {len(videos)} in {folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}; "
+        f"{sum(seconds) / 60:.2f} min ({min(seconds):.1f}-{max(seconds):.1f} s each); {sum(v['frames'] for v in videos)} "
+        f"source frames; {'/'.join(sizes)}; {'/'.join(map(str, rates))} fps; H.264 yuv420p (x264 medium crf 23), "
+        f"{sum(v['bytes'] for v in videos) / 1e6:.1f} MB"
+    )
     for v in videos:  # warm the page cache so no path pays the first read
         (folder / v["file"]).read_bytes()
     srcs = sources(folder, videos)
@@ -700,8 +754,10 @@ def main(argv=None) -> int:
 
     ok = all(r.results["equivalence"]["min_cos"] >= COSINE_MIN for r in regimes)
     report()
-    report(f"total run time {time.monotonic() - started:.0f} s"
-           + ("" if meets_spec else "  (QUICK/SMALL RUN: not the spec size)"))
+    report(
+        f"total run time {time.monotonic() - started:.0f} s"
+        + ("" if meets_spec else "  (QUICK/SMALL RUN: not the spec size)")
+    )
     if not ok:
         report(f"FAIL: features of (a) differ from the unbatched reference (cosine < {COSINE_MIN})")
     report(

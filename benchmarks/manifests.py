@@ -120,14 +120,67 @@ FRAME_SIZE_P = (0.65, 0.15, 0.10, 0.10)
 COCO_SIZES = ((480, 640), (427, 640), (640, 480), (375, 500), (612, 612), (640, 427), (360, 640), (500, 375))
 ANNO_SLOTS = 8  # anno ids per video: objects use 0..6, the ReVOS no-target ghost uses 7
 
-NOUNS = ("person", "man", "woman", "child", "dog", "cat", "horse", "cow", "sheep", "bird", "car", "truck", "bus",
-         "bicycle", "motorcycle", "boat", "airplane", "elephant", "giraffe", "zebra", "bear", "monkey", "fish",
-         "turtle", "rabbit", "duck", "panda", "lizard", "parrot", "tiger")
+NOUNS = (
+    "person",
+    "man",
+    "woman",
+    "child",
+    "dog",
+    "cat",
+    "horse",
+    "cow",
+    "sheep",
+    "bird",
+    "car",
+    "truck",
+    "bus",
+    "bicycle",
+    "motorcycle",
+    "boat",
+    "airplane",
+    "elephant",
+    "giraffe",
+    "zebra",
+    "bear",
+    "monkey",
+    "fish",
+    "turtle",
+    "rabbit",
+    "duck",
+    "panda",
+    "lizard",
+    "parrot",
+    "tiger",
+)
 ADJECTIVES = ("white", "black", "brown", "red", "small", "large", "young", "spotted", "grey", "dark", "little", "tall")
-VERBS = ("walking", "running", "jumping", "turning around", "standing still", "moving forward", "eating",
-         "looking around", "swimming", "flying", "climbing", "lying down", "sitting", "crossing the road")
-PLACES = ("to the left", "to the right", "towards the camera", "away from the camera", "in the middle",
-          "near the fence", "on the grass", "behind the tree", "in the water", "next to the others")
+VERBS = (
+    "walking",
+    "running",
+    "jumping",
+    "turning around",
+    "standing still",
+    "moving forward",
+    "eating",
+    "looking around",
+    "swimming",
+    "flying",
+    "climbing",
+    "lying down",
+    "sitting",
+    "crossing the road",
+)
+PLACES = (
+    "to the left",
+    "to the right",
+    "towards the camera",
+    "away from the camera",
+    "in the middle",
+    "near the fence",
+    "on the grass",
+    "behind the tree",
+    "in the water",
+    "next to the others",
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,8 +199,10 @@ class WorldParams:
 
     @property
     def name(self) -> str:
-        return (f"world_v{self.videos}_e{self.expressions_per_video:g}_i{self.images}_u{self.unannotated_share:g}"
-                f"_s{self.seed}_f{self.format}")
+        return (
+            f"world_v{self.videos}_e{self.expressions_per_video:g}_i{self.images}_u{self.unannotated_share:g}"
+            f"_s{self.seed}_f{self.format}"
+        )
 
 
 @dataclass(frozen=True)
@@ -208,8 +263,10 @@ def blob_track(rng: np.random.Generator, height: int, width: int, frames: int):
     h = loguniform(rng, 24, height * 0.7)
     t = np.linspace(-1.0, 1.0, w)
     k = np.arange(1, 4)[:, None]
-    bumps = (rng.uniform(-0.08, 0.08, size=(3, 1)) * np.sin(k * np.pi * t[None, :] * rng.uniform(1, 3, size=(3, 1))
-                                                              + rng.uniform(0, 2 * np.pi, size=(3, 1)))).sum(0)
+    bumps = (
+        rng.uniform(-0.08, 0.08, size=(3, 1))
+        * np.sin(k * np.pi * t[None, :] * rng.uniform(1, 3, size=(3, 1)) + rng.uniform(0, 2 * np.pi, size=(3, 1)))
+    ).sum(0)
     half = (h / 2) * np.clip(np.sqrt(np.clip(1 - t * t, 0, 1)) ** rng.uniform(0.3, 1.0) * (1 + bumps), 0.06, None)
     f = np.arange(frames) / max(1, frames - 1)
     xa, xb = rng.uniform(0, width - w, size=2)
@@ -248,7 +305,7 @@ def visible_frames(rng: np.random.Generator, frames: int) -> np.ndarray:
     if rng.random() < 0.15 and end - start > 4:
         gap = int(rng.integers(1, max(2, (end - start) // 5)))
         at = int(rng.integers(start + 1, end - gap))
-        visible[at:at + gap] = False
+        visible[at : at + gap] = False
     return visible
 
 
@@ -263,7 +320,11 @@ def object_track(rng: np.random.Generator, height: int, width: int, frames: int)
     visible = visible_frames(rng, frames)
     counts = run_lengths(x0, tops, bottoms, height, width).astype(np.uint32)
     shown = np.flatnonzero(visible)
-    rles = mask_utils.frPyObjects([{"size": [height, width], "counts": counts[f]} for f in shown], height, width) if len(shown) else []
+    rles = (
+        mask_utils.frPyObjects([{"size": [height, width], "counts": counts[f]} for f in shown], height, width)
+        if len(shown)
+        else []
+    )
     strings: list = [None] * frames
     boxes: list = [None] * frames
     y0, y1 = tops.min(axis=1), bottoms.max(axis=1)
@@ -277,7 +338,12 @@ def union(boxes: list) -> tuple | None:
     present = [b for b in boxes if b is not None]
     if not present:
         return None
-    return (min(b[0] for b in present), min(b[1] for b in present), max(b[2] for b in present), max(b[3] for b in present))
+    return (
+        min(b[0] for b in present),
+        min(b[1] for b in present),
+        max(b[2] for b in present),
+        max(b[3] for b in present),
+    )
 
 
 def normalised(box: tuple | None, width: int, height: int) -> list | None:
@@ -348,8 +414,21 @@ def generate_chunk(chunk: Chunk) -> dict:
     rvos_masks: list = []  # per video: per expression (file order of exp ids sorted as strings) the mask list
     fragments: list[str] = []
     samples: list = []
-    c = dict(videos=0, frames=0, expressions=0, objects=0, masks=0, null_masks=0, mask_chars=0, frame_files=0,
-             missing_frame_videos=0, empty_expressions=0, dropped_missing=0, dropped_empty=0, no_target=0)
+    c = dict(
+        videos=0,
+        frames=0,
+        expressions=0,
+        objects=0,
+        masks=0,
+        null_masks=0,
+        mask_chars=0,
+        frame_files=0,
+        missing_frame_videos=0,
+        empty_expressions=0,
+        dropped_missing=0,
+        dropped_empty=0,
+        no_target=0,
+    )
     for index in range(chunk.first, chunk.first + chunk.count):
         rng = np.random.default_rng([chunk.seed, s.stream, index])
         vid = video_id(chunk.seed, s, index)
@@ -415,7 +494,10 @@ def generate_chunk(chunk: Chunk) -> dict:
             if not s.annotated:
                 boxes = None
             else:
-                boxes = [normalised(union([tracks[o].boxes[f] for o in p["objects"]]), width, height) for f in range(n_frames)]
+                boxes = [
+                    normalised(union([tracks[o].boxes[f] for o in p["objects"]]), width, height)
+                    for f in range(n_frames)
+                ]
             empty = boxes is not None and all(b is None for b in boxes)
             c["empty_expressions"] += empty
             if missing:
@@ -433,19 +515,35 @@ def generate_chunk(chunk: Chunk) -> dict:
         if s.dataset == "rvos":
             # one mask list per expression, each built anew: the pickle holds every expression's masks in full
             order = sorted(range(n_exp), key=str)
-            rvos_masks.append([[None if x is None else {"size": [height, width], "counts": x.encode().decode()}
-                                for x in tracks[exp_plans[e]["objects"][0]].strings] for e in order])
+            rvos_masks.append(
+                [
+                    [
+                        None if x is None else {"size": [height, width], "counts": x.encode().decode()}
+                        for x in tracks[exp_plans[e]["objects"][0]].strings
+                    ]
+                    for e in order
+                ]
+            )
         else:
             for o, t in enumerate(tracks):
-                fragments.append(f'"{base + o}": ' + json.dumps(
-                    [None if x is None else {"size": [height, width], "counts": x} for x in t.strings]))
+                fragments.append(
+                    f'"{base + o}": '
+                    + json.dumps([None if x is None else {"size": [height, width], "counts": x} for x in t.strings])
+                )
             if any(p["type_id"] == 2 for p in exp_plans):
                 fragments.append(f'"{base + ANNO_SLOTS - 1}": ' + json.dumps([None] * n_frames))
                 c["null_masks"] += n_frames
     if chunk.fragment is not None:
         Path(chunk.fragment).write_text(", ".join(fragments))
-    return {"split": s, "first": chunk.first, "meta": meta, "rvos_masks": rvos_masks, "counts": c, "samples": samples,
-            "fragment": chunk.fragment if fragments else None}
+    return {
+        "split": s,
+        "first": chunk.first,
+        "meta": meta,
+        "rvos_masks": rvos_masks,
+        "counts": c,
+        "samples": samples,
+        "fragment": chunk.fragment if fragments else None,
+    }
 
 
 def write_first_frame_jpegs(folder: Path) -> None:
@@ -489,8 +587,18 @@ def generate_refcoco(data_root: str, images: int, seed: int) -> dict:
         height, width = COCO_SIZES[int(rng.integers(len(COCO_SIZES)))]
         name = f"COCO_train2014_{image_id:012d}.jpg"
         os.mknod(image_dir / name)
-        coco_images.append({"license": 1, "file_name": name, "coco_url": "", "height": height, "width": width,
-                            "date_captured": "2013-11-14 11:18:45", "flickr_url": "", "id": image_id})
+        coco_images.append(
+            {
+                "license": 1,
+                "file_name": name,
+                "coco_url": "",
+                "height": height,
+                "width": width,
+                "date_captured": "2013-11-14 11:18:45",
+                "flickr_url": "",
+                "id": image_id,
+            }
+        )
         n_ann = int(rng.integers(3, 16))
         anns = []
         for _ in range(n_ann):
@@ -511,12 +619,25 @@ def generate_refcoco(data_root: str, images: int, seed: int) -> dict:
                 area = 0.0
                 for part in parts:  # shoelace
                     px, py = np.asarray(part[0::2]), np.asarray(part[1::2])
-                    area += 0.5 * abs(float(px @ py[np.r_[1:len(py), 0]] - py @ px[np.r_[1:len(px), 0]]))
-                bbox = [round(float(xs.min()), 2), round(float(ys.min()), 2),
-                        round(float(xs.max() - xs.min()), 2), round(float(ys.max() - ys.min()), 2)]
+                    area += 0.5 * abs(float(px @ py[np.r_[1 : len(py), 0]] - py @ px[np.r_[1 : len(px), 0]]))
+                bbox = [
+                    round(float(xs.min()), 2),
+                    round(float(ys.min()), 2),
+                    round(float(xs.max() - xs.min()), 2),
+                    round(float(ys.max() - ys.min()), 2),
+                ]
                 seg, crowd = parts, 0
-            anns.append({"segmentation": seg, "area": round(area, 2), "iscrowd": crowd, "image_id": image_id,
-                         "bbox": bbox, "category_id": category, "id": ann_id})
+            anns.append(
+                {
+                    "segmentation": seg,
+                    "area": round(area, 2),
+                    "iscrowd": crowd,
+                    "image_id": image_id,
+                    "bbox": bbox,
+                    "category_id": category,
+                    "id": ann_id,
+                }
+            )
         annotations.extend(anns)
         c["annotations"] += n_ann
         referred = rng.choice(n_ann, size=min(n_ann, int(rng.integers(1, 5))), replace=False)
@@ -529,28 +650,56 @@ def generate_refcoco(data_root: str, images: int, seed: int) -> dict:
                 sent = raw.lower()
                 sentences.append({"tokens": sent.split(), "raw": raw, "sent_id": sent_id, "sent": sent})
                 sent_id += 1
-            refs.append({"sent_ids": [x["sent_id"] for x in sentences], "file_name": f"{name[:-4]}_{a['id']}.jpg",
-                         "ann_id": a["id"], "ref_id": len(refs), "image_id": image_id,
-                         "split": split_names[int(splits[i])], "sentences": sentences, "category_id": a["category_id"]})
+            refs.append(
+                {
+                    "sent_ids": [x["sent_id"] for x in sentences],
+                    "file_name": f"{name[:-4]}_{a['id']}.jpg",
+                    "ann_id": a["id"],
+                    "ref_id": len(refs),
+                    "image_id": image_id,
+                    "split": split_names[int(splits[i])],
+                    "sentences": sentences,
+                    "category_id": a["category_id"],
+                }
+            )
             c["refs"] += 1
             c["expressions"] += n_sent
             c["masks"] += 1
             if rng.random() < 0.01:  # ground truth from the decoded mask (not from toBbox)
                 seg = a["segmentation"]
-                rle = (mask_utils.merge(mask_utils.frPyObjects(seg, height, width)) if isinstance(seg, list)
-                       else mask_utils.frPyObjects(seg, height, width))
+                rle = (
+                    mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
+                    if isinstance(seg, list)
+                    else mask_utils.frPyObjects(seg, height, width)
+                )
                 ys_, xs_ = np.nonzero(mask_utils.decode(rle))
-                box = None if len(xs_) == 0 else (int(xs_.min()), int(ys_.min()), int(xs_.max()) + 1, int(ys_.max()) + 1)
-                samples.append(["refcoco", split_names[int(splits[i])], f"{len(refs) - 1}/{sentences[0]['sent_id']}", 0,
-                                normalised(box, width, height), width, height])
-    instances = {"info": {"description": "benchmark RefCOCO-like world", "version": "1.0", "year": 2014},
-                 "images": coco_images, "licenses": [{"id": 1, "name": "synthetic", "url": ""}],
-                 "annotations": annotations,
-                 "categories": [{"supercategory": "thing", "id": k, "name": f"category{k}"} for k in range(1, 91)]}
+                box = (
+                    None if len(xs_) == 0 else (int(xs_.min()), int(ys_.min()), int(xs_.max()) + 1, int(ys_.max()) + 1)
+                )
+                samples.append(
+                    [
+                        "refcoco",
+                        split_names[int(splits[i])],
+                        f"{len(refs) - 1}/{sentences[0]['sent_id']}",
+                        0,
+                        normalised(box, width, height),
+                        width,
+                        height,
+                    ]
+                )
+    instances = {
+        "info": {"description": "benchmark RefCOCO-like world", "version": "1.0", "year": 2014},
+        "images": coco_images,
+        "licenses": [{"id": 1, "name": "synthetic", "url": ""}],
+        "annotations": annotations,
+        "categories": [{"supercategory": "thing", "id": k, "name": f"category{k}"} for k in range(1, 91)],
+    }
     (folder / "instances.json").write_text(json.dumps(instances))  # dumps: the C encoder (dump is pure Python)
     with open(folder / "refs(unc).p", "wb") as handle:
         pickle.dump(refs, handle)
-    c["split_expressions"] = {name: sum(len(r["sentences"]) for r in refs if r["split"] == name) for name in split_names}
+    c["split_expressions"] = {
+        name: sum(len(r["sentences"]) for r in refs if r["split"] == name) for name in split_names
+    }
     return {"counts": c, "samples": samples}
 
 
@@ -615,9 +764,24 @@ def generate_world(folder: Path, params: WorldParams, workers: int, report: Repo
                 fragment = None
                 if s.annotated and s.dataset != "rvos":
                     fragment = str(stage / "fragments" / f"{s.dataset}_{s.split}_{first:07d}.json")
-                jobs.append(("video", Chunk(s, first, min(CHUNK_VIDEOS, s.videos - first), str(target), fragment,
-                                            str(jpeg_dir), params.seed, params.expressions_per_video)))
-        report(f"generating {params.name}: {sum(s.videos for s in splits)} videos in {len(jobs)} jobs, {workers} processes ...")
+                jobs.append(
+                    (
+                        "video",
+                        Chunk(
+                            s,
+                            first,
+                            min(CHUNK_VIDEOS, s.videos - first),
+                            str(target),
+                            fragment,
+                            str(jpeg_dir),
+                            params.seed,
+                            params.expressions_per_video,
+                        ),
+                    )
+                )
+        report(
+            f"generating {params.name}: {sum(s.videos for s in splits)} videos in {len(jobs)} jobs, {workers} processes ..."
+        )
         results = []
         with mp.get_context("fork").Pool(workers) as pool:
             for k, result in enumerate(pool.imap(_job, jobs, chunksize=1)):
@@ -634,7 +798,9 @@ def generate_world(folder: Path, params: WorldParams, workers: int, report: Repo
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(stage, folder)
-    report(f"generated in {world['generation_seconds']:.0f} s: {world['disk_bytes'] / 2**30:.2f} GiB, {world['files']} files")
+    report(
+        f"generated in {world['generation_seconds']:.0f} s: {world['disk_bytes'] / 2**30:.2f} GiB, {world['files']} files"
+    )
     return world
 
 
@@ -777,8 +943,15 @@ def run_build(data_root: Path, out: Path, profile: Path | None) -> dict:
     for stamp, dataset in handler.events:
         per_dataset[dataset] = per_dataset.get(dataset, 0.0) + stamp - last
         last = stamp
-    return {"special_s": t1 - t0, "spatial_s": t2 - t1, "per_dataset": per_dataset,
-            "special_report": special_report, "spatial_report": spatial_report, "special": special, "manifests": manifests}
+    return {
+        "special_s": t1 - t0,
+        "spatial_s": t2 - t1,
+        "per_dataset": per_dataset,
+        "special_report": special_report,
+        "spatial_report": spatial_report,
+        "special": special,
+        "manifests": manifests,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -815,8 +988,10 @@ def check_outputs(world: dict, build: dict) -> list[str]:
             dropped = entry["dropped"]["by_reason"]
             want = {"missing_frames": c["dropped_missing"], "empty_mask": c["dropped_empty"]}
             if entry["kept"] != c["expressions"] - c["dropped_missing"] - c["dropped_empty"] or dropped != want:
-                problems.append(f"{dataset}/{split}: manifests kept {entry['kept']}, dropped {dropped}; expected "
-                                f"{c['expressions'] - c['dropped_missing'] - c['dropped_empty']}, {want}")
+                problems.append(
+                    f"{dataset}/{split}: manifests kept {entry['kept']}, dropped {dropped}; expected "
+                    f"{c['expressions'] - c['dropped_missing'] - c['dropped_empty']}, {want}"
+                )
     # sampled boxes, from the generator's geometry (video) or the decoded mask (RefCOCO)
     wanted: dict[tuple[str, str], dict[str, tuple]] = {}
     for dataset, split, rid, frame, box, width, height in world["samples"]:
@@ -835,8 +1010,10 @@ def check_outputs(world: dict, build: dict) -> list[str]:
             got = None if r["boxes"] is None else r["boxes"][frame]
             checked += 1
             if got != box or (r["width"], r["height"]) != (width, height):
-                problems.append(f"{dataset}/{split} {rid} frame {frame}: box {got} ({r['width']}x{r['height']}), "
-                                f"expected {box} ({width}x{height})")
+                problems.append(
+                    f"{dataset}/{split} {rid} frame {frame}: box {got} ({r['width']}x{r['height']}), "
+                    f"expected {box} ({width}x{height})"
+                )
         if ids:
             problems.append(f"{dataset}/{split}: {len(ids)} sampled records not found")
     world["_checked_boxes"] = checked
@@ -850,20 +1027,43 @@ def check_outputs(world: dict, build: dict) -> list[str]:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--videos", type=int, default=None,
-                   help=f"annotated videos over MeViS/Ref-YouTube-VOS/ReVOS (default {SPEC_VIDEOS}; --quick {QUICK_VIDEOS})")
-    p.add_argument("--expressions-per-video", type=float, default=DEFAULT_EPV,
-                   help=f"mean expressions per video (default {DEFAULT_EPV:g})")
-    p.add_argument("--images", type=int, default=None,
-                   help=f"RefCOCO-style images, 0 for none (default {DEFAULT_IMAGES}; --quick {QUICK_IMAGES})")
-    p.add_argument("--unannotated-share", type=float, default=0.05,
-                   help="unannotated videos (mevis valid, rvos valid) on top, as a share of the dataset (default 0.05)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"smoke run: {QUICK_VIDEOS} videos, {QUICK_IMAGES} images (does NOT meet the spec)")
+    p.add_argument(
+        "--videos",
+        type=int,
+        default=None,
+        help=f"annotated videos over MeViS/Ref-YouTube-VOS/ReVOS (default {SPEC_VIDEOS}; --quick {QUICK_VIDEOS})",
+    )
+    p.add_argument(
+        "--expressions-per-video",
+        type=float,
+        default=DEFAULT_EPV,
+        help=f"mean expressions per video (default {DEFAULT_EPV:g})",
+    )
+    p.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        help=f"RefCOCO-style images, 0 for none (default {DEFAULT_IMAGES}; --quick {QUICK_IMAGES})",
+    )
+    p.add_argument(
+        "--unannotated-share",
+        type=float,
+        default=0.05,
+        help="unannotated videos (mevis valid, rvos valid) on top, as a share of the dataset (default 0.05)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: {QUICK_VIDEOS} videos, {QUICK_IMAGES} images (does NOT meet the spec)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="generation processes (default 2)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                   help="world cache and build outputs (default results/benchmarks/manifests)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="world cache and build outputs (default results/benchmarks/manifests)",
+    )
     p.add_argument("--keep-outputs", action="store_true", help="keep {out}/build (special_jsons + manifests)")
     p.add_argument("--profile", action="store_true", help="run the build under cProfile: {out}/build.prof and .txt")
     p.add_argument("--report", type=Path, default=DEFAULT_REPORT)
@@ -890,30 +1090,46 @@ def main(argv=None) -> int:
     started = time.monotonic()
 
     params = WorldParams(args.videos, args.expressions_per_video, args.images, args.unannotated_share, args.seed)
-    report(f"benchmark manifests: {args.videos} annotated videos, {args.expressions_per_video:g} expressions/video, "
-           f"{args.images} RefCOCO images")
-    report(f"machine: {platform.machine()} {os.cpu_count()} CPUs; python {platform.python_version()}; numpy {np.__version__}")
+    report(
+        f"benchmark manifests: {args.videos} annotated videos, {args.expressions_per_video:g} expressions/video, "
+        f"{args.images} RefCOCO images"
+    )
+    report(
+        f"machine: {platform.machine()} {os.cpu_count()} CPUs; python {platform.python_version()}; numpy {np.__version__}"
+    )
     folder, world = ensure_world(args.out, params, args.workers, report)
     data_root = folder / "data"
     t = world["totals"]
     meets = t["annotated_videos"] >= SPEC_VIDEOS and t["annotated_expressions"] >= SPEC_EXPRESSIONS
     shown = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
-    report(f"world: {shown} (generated in {world['generation_seconds']:.0f} s; {world['disk_bytes'] / 2**30:.2f} GiB, "
-           f"{world['files']:,} files)")
+    report(
+        f"world: {shown} (generated in {world['generation_seconds']:.0f} s; {world['disk_bytes'] / 2**30:.2f} GiB, "
+        f"{world['files']:,} files)"
+    )
     for dataset in VIDEO_DATASETS:
         for split, c in world["datasets"].get(dataset, {}).items():
-            report(f"  {dataset + '/' + split:<14} {c['videos']:>6} videos {c['expressions']:>7} expressions "
-                   f"{c['frames']:>8} frames {c['masks']:>9} masks ({c['null_masks']} null, "
-                   f"{c['mask_chars'] / max(1, c['masks']):.0f} chars each)" + ("" if c["annotated"] else "  unannotated"))
+            report(
+                f"  {dataset + '/' + split:<14} {c['videos']:>6} videos {c['expressions']:>7} expressions "
+                f"{c['frames']:>8} frames {c['masks']:>9} masks ({c['null_masks']} null, "
+                f"{c['mask_chars'] / max(1, c['masks']):.0f} chars each)" + ("" if c["annotated"] else "  unannotated")
+            )
     if "refcoco" in world["datasets"]:
         c = world["datasets"]["refcoco"]
-        report(f"  {'refcoco':<14} {c['images']:>6} images {c['expressions']:>7} expressions {c['annotations']:>8} "
-               f"annotations ({c['crowd']} crowd RLE) {c['refs']} refs")
-    report(f"totals: {t['videos']} videos ({t['annotated_videos']} annotated), {t['expressions']} video expressions "
-           f"({t['annotated_expressions']} with masks), {t['frames']:,} frames, {t['video_masks']:,} video masks; "
-           f"{t['images']} images, {t['image_expressions']} image expressions"
-           + ("" if meets else f"  ** QUICK/SMALL RUN: does NOT meet the spec (>= {SPEC_VIDEOS} videos, "
-                               f">= {SPEC_EXPRESSIONS} expressions with masks) **"))
+        report(
+            f"  {'refcoco':<14} {c['images']:>6} images {c['expressions']:>7} expressions {c['annotations']:>8} "
+            f"annotations ({c['crowd']} crowd RLE) {c['refs']} refs"
+        )
+    report(
+        f"totals: {t['videos']} videos ({t['annotated_videos']} annotated), {t['expressions']} video expressions "
+        f"({t['annotated_expressions']} with masks), {t['frames']:,} frames, {t['video_masks']:,} video masks; "
+        f"{t['images']} images, {t['image_expressions']} image expressions"
+        + (
+            ""
+            if meets
+            else f"  ** QUICK/SMALL RUN: does NOT meet the spec (>= {SPEC_VIDEOS} videos, "
+            f">= {SPEC_EXPRESSIONS} expressions with masks) **"
+        )
+    )
 
     warmed = warm(data_root)
     report(f"page cache warmed: {warmed / 2**30:.2f} GiB of annotation files read")
@@ -928,26 +1144,40 @@ def main(argv=None) -> int:
     expressions = t["expressions"] + t["image_expressions"]
     masks = t["masks"]
     report()
-    report(f"build (one process; masks/s and expressions/s = the world's counts over the stage's seconds)"
-           + (" under cProfile" if args.profile else ""))
+    report(
+        f"build (one process; masks/s and expressions/s = the world's counts over the stage's seconds)"
+        + (" under cProfile" if args.profile else "")
+    )
     report(f"{'stage':<42} {'seconds':>8} {'masks':>10} {'masks/s':>10} {'expressions':>12} {'expr/s':>9}")
-    report(f"{'special_jsons (raw -> boxes, write)':<42} {special_s:>8.1f} {masks:>10,} {rate(masks, special_s):>10} "
-           f"{expressions:>12,} {rate(expressions, special_s):>9}")
+    report(
+        f"{'special_jsons (raw -> boxes, write)':<42} {special_s:>8.1f} {masks:>10,} {rate(masks, special_s):>10} "
+        f"{expressions:>12,} {rate(expressions, special_s):>9}"
+    )
     for dataset, seconds in build["per_dataset"].items():
         if dataset == "refcoco":
             m, e = t["image_masks"], t["image_expressions"]
         else:
             m = sum(c["masks"] for c in world["datasets"][dataset].values())
             e = sum(c["expressions"] for c in world["datasets"][dataset].values())
-        report(f"{'  of which ' + dataset:<42} {seconds:>8.1f} {m:>10,} {rate(m, seconds):>10} {e:>12,} {rate(e, seconds):>9}")
-    report(f"{'spatial manifests (validate, list, write)':<42} {spatial_s:>8.1f} {masks:>10,} {rate(masks, spatial_s):>10} "
-           f"{expressions:>12,} {rate(expressions, spatial_s):>9}")
-    report(f"{'total':<42} {total_s:>8.1f} {masks:>10,} {rate(masks, total_s):>10} {expressions:>12,} {rate(expressions, total_s):>9}")
-    report(f"target: build <= {TARGET_SECONDS:g} s: {'PASS' if total_s <= TARGET_SECONDS else 'MISS'}"
-           + ("" if meets else " (small run)"))
+        report(
+            f"{'  of which ' + dataset:<42} {seconds:>8.1f} {m:>10,} {rate(m, seconds):>10} {e:>12,} {rate(e, seconds):>9}"
+        )
+    report(
+        f"{'spatial manifests (validate, list, write)':<42} {spatial_s:>8.1f} {masks:>10,} {rate(masks, spatial_s):>10} "
+        f"{expressions:>12,} {rate(expressions, spatial_s):>9}"
+    )
+    report(
+        f"{'total':<42} {total_s:>8.1f} {masks:>10,} {rate(masks, total_s):>10} {expressions:>12,} {rate(expressions, total_s):>9}"
+    )
+    report(
+        f"target: build <= {TARGET_SECONDS:g} s: {'PASS' if total_s <= TARGET_SECONDS else 'MISS'}"
+        + ("" if meets else " (small run)")
+    )
     kept = build["spatial_report"]["totals"]
-    report(f"manifests: {kept['rows_in']:,} rows in, {kept['kept']:,} kept, {kept['dropped']:,} dropped; "
-           f"{world['_checked_boxes']} sampled boxes checked against the generator's geometry")
+    report(
+        f"manifests: {kept['rows_in']:,} rows in, {kept['kept']:,} kept, {kept['dropped']:,} dropped; "
+        f"{world['_checked_boxes']} sampled boxes checked against the generator's geometry"
+    )
     if problems:
         for problem in problems:
             report(f"CHECK FAILED: {problem}")
@@ -956,8 +1186,10 @@ def main(argv=None) -> int:
     if not args.keep_outputs:
         shutil.rmtree(out, ignore_errors=True)
     report(f"total run time {time.monotonic() - started:.0f} s")
-    report(f"RESULT seconds={total_s:.1f} videos={t['videos']} expressions={t['expressions']} masks={masks} "
-           f"masks_per_s={masks / total_s:.0f} image_expressions={t['image_expressions']} images={t['images']}")
+    report(
+        f"RESULT seconds={total_s:.1f} videos={t['videos']} expressions={t['expressions']} masks={masks} "
+        f"masks_per_s={masks / total_s:.0f} image_expressions={t['image_expressions']} images={t['images']}"
+    )
     report.save(args.report)
     return 1 if problems else 0
 

@@ -76,18 +76,42 @@ DEFAULT_REPORT = Path("results/benchmarks/model_step.txt")
 
 # the published shape of InternVL3.5-4B (see the module docstring for what is unverified)
 REAL_4B_VISION = dict(
-    hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-    image_size=448, patch_size=14, attention_bias=True, use_qk_norm=False, norm_type="layer_norm",
-    layer_scale_init_value=0.1, use_mean_pooling=True,
+    hidden_size=1024,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    intermediate_size=4096,
+    image_size=448,
+    patch_size=14,
+    attention_bias=True,
+    use_qk_norm=False,
+    norm_type="layer_norm",
+    layer_scale_init_value=0.1,
+    use_mean_pooling=True,
 )
 REAL_4B_TEXT = dict(
-    vocab_size=151936, hidden_size=2560, num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8,
-    head_dim=128, intermediate_size=9728, max_position_embeddings=40960, rope_theta=1_000_000.0,
-    rms_norm_eps=1e-6, tie_word_embeddings=False,
+    vocab_size=151936,
+    hidden_size=2560,
+    num_hidden_layers=36,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=128,
+    intermediate_size=9728,
+    max_position_embeddings=40960,
+    rope_theta=1_000_000.0,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=False,
 )
 SMOKE_VISION = dict(REAL_4B_VISION, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128)
-SMOKE_TEXT = dict(REAL_4B_TEXT, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
-                  head_dim=32, intermediate_size=128, vocab_size=4096)
+SMOKE_TEXT = dict(
+    REAL_4B_TEXT,
+    hidden_size=64,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    head_dim=32,
+    intermediate_size=128,
+    vocab_size=4096,
+)
 
 
 # ----------------------------------------------------------------------------- memory
@@ -132,8 +156,18 @@ class RssPeak:
 # ----------------------------------------------------------------------------- items
 
 
-def make_items(task: str, *, batch: int, clip_dim: int, num_tokens: int, image_hw: tuple[int, int],
-               frame_hw: tuple[int, int], expressions: int, frames: int, seed: int = 0) -> list[dict]:
+def make_items(
+    task: str,
+    *,
+    batch: int,
+    clip_dim: int,
+    num_tokens: int,
+    image_hw: tuple[int, int],
+    frame_hw: tuple[int, int],
+    expressions: int,
+    frames: int,
+    seed: int = 0,
+) -> list[dict]:
     """``batch`` items of ``task`` shaped as the datasets give them (random pixels and features)."""
     rng = np.random.default_rng(seed)
 
@@ -144,18 +178,35 @@ def make_items(task: str, *, batch: int, clip_dim: int, num_tokens: int, image_h
     for b in range(batch):
         if task == IMAGE_GROUNDING:
             sentences = [f"the red circle number {k} on the left" for k in range(expressions)]
-            items.append({"task": task, "image": torch.from_numpy(rng.integers(0, 256, (3, *image_hw), dtype=np.uint8)),
-                          "sentences": sentences, "answers": [encode_boxes([box()]) for _ in sentences]})
+            items.append(
+                {
+                    "task": task,
+                    "image": torch.from_numpy(rng.integers(0, 256, (3, *image_hw), dtype=np.uint8)),
+                    "sentences": sentences,
+                    "answers": [encode_boxes([box()]) for _ in sentences],
+                }
+            )
         elif task == VIDEO_GROUNDING:
-            items.append({"task": task, "frames": torch.from_numpy(rng.integers(0, 256, (frames, 3, *frame_hw), dtype=np.uint8)),
-                          "sentence": "the green diamond moving left and leaving the picture",
-                          "answer": encode_video_boxes([None if k % 4 == 3 else box() for k in range(frames)])})
+            items.append(
+                {
+                    "task": task,
+                    "frames": torch.from_numpy(rng.integers(0, 256, (frames, 3, *frame_hw), dtype=np.uint8)),
+                    "sentence": "the green diamond moving left and leaving the picture",
+                    "answer": encode_video_boxes([None if k % 4 == 3 else box() for k in range(frames)]),
+                }
+            )
         else:
             feats = rng.standard_normal((num_tokens, clip_dim)).astype(np.float32)
             feats /= np.linalg.norm(feats, axis=1, keepdims=True)
             a = int(rng.integers(0, num_tokens // 2))
-            items.append({"task": task, "features": torch.from_numpy(feats), "sentence": "a red square appears",
-                          "answer": encode_window_tokens(a, a + num_tokens // 4)})
+            items.append(
+                {
+                    "task": task,
+                    "features": torch.from_numpy(feats),
+                    "sentence": "a red square appears",
+                    "answer": encode_window_tokens(a, a + num_tokens // 4),
+                }
+            )
     return items
 
 
@@ -171,8 +222,15 @@ def tiny_model(workdir: Path) -> Sa2vaSTModel:
 
 def real_4b_model(device: torch.device, *, smoke: bool) -> Sa2vaSTModel:
     """InternVL3.5-4B's architecture, random bf16 weights on ``device``, upstream's trainable recipe."""
-    from transformers import (GotOcr2ImageProcessor, InternVLConfig, InternVLForConditionalGeneration,
-                              InternVLProcessor, InternVLVideoProcessor, InternVLVisionConfig, Qwen3Config)
+    from transformers import (
+        GotOcr2ImageProcessor,
+        InternVLConfig,
+        InternVLForConditionalGeneration,
+        InternVLProcessor,
+        InternVLVideoProcessor,
+        InternVLVisionConfig,
+        Qwen3Config,
+    )
 
     from sa2va_st.model.tiny import build_tiny_tokenizer
 
@@ -180,19 +238,28 @@ def real_4b_model(device: torch.device, *, smoke: bool) -> Sa2vaSTModel:
     vision = InternVLVisionConfig(**(SMOKE_VISION if smoke else REAL_4B_VISION))
     text = Qwen3Config(**(SMOKE_TEXT if smoke else REAL_4B_TEXT))
     config = InternVLConfig(
-        vision_config=vision.to_dict(), text_config=text.to_dict(), downsample_ratio=0.5, image_seq_length=256,
-        image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"), projector_hidden_act="gelu",
+        vision_config=vision.to_dict(),
+        text_config=text.to_dict(),
+        downsample_ratio=0.5,
+        image_seq_length=256,
+        image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"),
+        projector_hidden_act="gelu",
         tie_word_embeddings=False,
     )
     size = {"height": 448, "width": 448}
     processor = InternVLProcessor(
         image_processor=GotOcr2ImageProcessor(size=size, crop_to_patches=True, max_patches=12),
-        video_processor=InternVLVideoProcessor(size=size), tokenizer=tokenizer, image_seq_length=256,
+        video_processor=InternVLVideoProcessor(size=size),
+        tokenizer=tokenizer,
+        image_seq_length=256,
     )
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     settings = Sa2vaSTConfig(
-        vlm="(random InternVL3.5-4B shape)", dtype="bf16", max_image_tiles=12,
-        lora=LoraSettings(), temporal=TemporalSettings(clip_dim=1024, num_tokens=100, depth=2),
+        vlm="(random InternVL3.5-4B shape)",
+        dtype="bf16",
+        max_image_tiles=12,
+        lora=LoraSettings(),
+        temporal=TemporalSettings(clip_dim=1024, num_tokens=100, depth=2),
     )
     torch.manual_seed(0)
     with torch.device(device):
@@ -213,8 +280,11 @@ def model_flops(model: Sa2vaSTModel, batch: dict) -> float:
     embed = internvl.get_input_embeddings().weight
     head = internvl.get_output_embeddings().weight
     vit = sum(p.numel() for p in internvl.model.vision_tower.parameters())
-    llm = sum(p.numel() for n, p in model.named_parameters()
-              if p is not embed and p is not head and "vision_tower" not in n and "lora_" not in n)
+    llm = sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if p is not embed and p is not head and "vision_tower" not in n and "lora_" not in n
+    )
     tokens = int(batch["attention_mask"].sum())
     answers = int((batch["labels"][:, 1:] != -100).sum())
     flops = 6.0 * llm * tokens + 6.0 * head.numel() * answers
@@ -257,9 +327,14 @@ def run_task(model: Sa2vaSTModel, batch: dict, *, steps: int, warmup: int, devic
         peak_mb = rss.delta_mb
     median = statistics.median(times)
     tokens = int(batch["attention_mask"].sum())
-    return {"step_s": median, "tokens": tokens, "tokens_per_s": tokens / median, "peak_mb": peak_mb,
-            "seq_len": int(batch["input_ids"].shape[1]),
-            "images": 0 if batch["pixel_values"] is None else int(batch["pixel_values"].shape[0])}
+    return {
+        "step_s": median,
+        "tokens": tokens,
+        "tokens_per_s": tokens / median,
+        "peak_mb": peak_mb,
+        "seq_len": int(batch["input_ids"].shape[1]),
+        "images": 0 if batch["pixel_values"] is None else int(batch["pixel_values"].shape[0]),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,9 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="timed steps per task (CPU 10, 4B 20)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps per task (CPU 2, 4B 3)")
     parser.add_argument("--batch", type=int, default=2, help="samples per batch (upstream: 2 per GPU)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: 1 for the tiny preset, whose small matrices gain nothing "
-                        "from more and which is then steady on shared cores; torch's default otherwise)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: 1 for the tiny preset, whose small matrices gain nothing "
+        "from more and which is then steady on shared cores; torch's default otherwise)",
+    )
     parser.add_argument("--report", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -286,21 +365,33 @@ def main(argv: list[str] | None = None) -> int:
     warmup = args.warmup if args.warmup is not None else (3 if real and not args.smoke else (0 if args.smoke else 2))
     report = args.report or (DEFAULT_REPORT.with_name("model_step_real4b.txt") if real else DEFAULT_REPORT)
 
-    lines = [f"# model_step: {'InternVL3.5-4B shape (random, ' + ('smoke, shrunk' if args.smoke else 'bf16') + ')' if real else 'tiny preset (fp32)'}"
-             f" on {torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or platform.machine()}"
-             f", torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, "
-             f"{warmup} warm-up + {steps} timed steps per task (forward + backward)"]
+    lines = [
+        f"# model_step: {'InternVL3.5-4B shape (random, ' + ('smoke, shrunk' if args.smoke else 'bf16') + ')' if real else 'tiny preset (fp32)'}"
+        f" on {torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or platform.machine()}"
+        f", torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, "
+        f"{warmup} warm-up + {steps} timed steps per task (forward + backward)"
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         model = real_4b_model(device, smoke=args.smoke) if real else tiny_model(Path(tmp))
         counts = model.parameter_counts()
-        lines.append(f"# built in {time.perf_counter() - t0:.1f} s; parameters: total {counts['total']:,}, trainable "
-                     f"{counts['trainable']:,} (" + ", ".join(f"{k} {counts[k]:,}" for k in
-                     ("lora", "projector", "embeddings", "lm_head", "temporal_projector")) + ")")
+        lines.append(
+            f"# built in {time.perf_counter() - t0:.1f} s; parameters: total {counts['total']:,}, trainable "
+            f"{counts['trainable']:,} ("
+            + ", ".join(
+                f"{k} {counts[k]:,}" for k in ("lora", "projector", "embeddings", "lm_head", "temporal_projector")
+            )
+            + ")"
+        )
         cfg = model.config
-        shapes = dict(clip_dim=cfg.temporal.clip_dim, num_tokens=cfg.temporal.num_tokens, frames=6,
-                      expressions=5 if real else 2,
-                      image_hw=(480, 640) if real else (96, 128), frame_hw=(720, 1280) if real else (64, 96))
+        shapes = dict(
+            clip_dim=cfg.temporal.clip_dim,
+            num_tokens=cfg.temporal.num_tokens,
+            frames=6,
+            expressions=5 if real else 2,
+            image_hw=(480, 640) if real else (96, 128),
+            frame_hw=(720, 1280) if real else (64, 96),
+        )
         header = f"{'task':<20} {'seq':>6} {'tokens':>7} {'images':>6} {'step_s':>9} {'tokens/s':>10} {'peak_mb':>9}"
         if device.type == "cuda":
             header += f" {'TFLOP/s':>8} {'MFU_6N':>7}"
@@ -311,8 +402,10 @@ def main(argv: list[str] | None = None) -> int:
             batch = model.processor(make_items(task, batch=args.batch, **shapes))
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             r = run_task(model, batch, steps=steps, warmup=warmup, device=device)
-            line = (f"{task:<20} {r['seq_len']:>6} {r['tokens']:>7} {r['images']:>6} {r['step_s']:>9.4f} "
-                    f"{r['tokens_per_s']:>10.1f} {r['peak_mb']:>9.1f}")
+            line = (
+                f"{task:<20} {r['seq_len']:>6} {r['tokens']:>7} {r['images']:>6} {r['step_s']:>9.4f} "
+                f"{r['tokens_per_s']:>10.1f} {r['peak_mb']:>9.1f}"
+            )
             if device.type == "cuda":
                 achieved = model_flops(model, batch) / r["step_s"]
                 r["mfu"] = achieved / H200_BF16_PEAK_FLOPS
@@ -321,8 +414,11 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(line)
             print(line, flush=True)
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
-    memory_note = ("peak_mb: torch.cuda.max_memory_allocated during the timed steps" if device.type == "cuda" else
-                   "peak_mb: peak RSS above the RSS before the timed steps (sampled every 1 ms)")
+    memory_note = (
+        "peak_mb: torch.cuda.max_memory_allocated during the timed steps"
+        if device.type == "cuda"
+        else "peak_mb: peak RSS above the RSS before the timed steps (sampled every 1 ms)"
+    )
     lines.append(f"# {memory_note}; process ru_maxrss {maxrss_mb:.0f} MiB")
     step_s = statistics.mean(r["step_s"] for r in results.values())
     peak_mb = max(r["peak_mb"] for r in results.values())

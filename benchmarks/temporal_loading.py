@@ -88,12 +88,24 @@ def write_features(cache: Path, *, videos: int, t_min: int, t_max: int, dim: int
         for q in range(queries):
             start = float(rng.uniform(0, 0.8 * duration))
             end = float(min(duration, start + rng.uniform(0.05, 0.4) * duration))
-            rows.append(dict(
-                id=f"{name}_{q}", dataset="synthetic", split="train", video=name, sentence=f"query {q} of {name}",
-                video_path=f"videos/{name}.mp4", features_path=str(cache / "npy" / f"{name}.npy"), fps=FPS,
-                num_features=t, duration=duration, start_s=start, end_s=end,
-                start_idx=int(start * FPS), end_idx=min(t - 1, int(end * FPS)),
-            ))
+            rows.append(
+                dict(
+                    id=f"{name}_{q}",
+                    dataset="synthetic",
+                    split="train",
+                    video=name,
+                    sentence=f"query {q} of {name}",
+                    video_path=f"videos/{name}.mp4",
+                    features_path=str(cache / "npy" / f"{name}.npy"),
+                    fps=FPS,
+                    num_features=t,
+                    duration=duration,
+                    start_s=start,
+                    end_s=end,
+                    start_idx=int(start * FPS),
+                    end_idx=min(t - 1, int(end * FPS)),
+                )
+            )
     pq.write_table(pa.Table.from_pylist(rows), manifest)
     meta_path.write_text(json.dumps(meta))
     return manifest
@@ -102,8 +114,9 @@ def write_features(cache: Path, *, videos: int, t_min: int, t_max: int, dim: int
 class UpstreamPattern:
     """The upstream loading pattern: the whole per-video ``.pt`` is loaded once per sampled frame."""
 
-    def __init__(self, manifest: Path, *, frames: int, num_positions: int = 100, seed: int = 0,
-                 weights_only: bool = False) -> None:
+    def __init__(
+        self, manifest: Path, *, frames: int, num_positions: int = 100, seed: int = 0, weights_only: bool = False
+    ) -> None:
         table = pq.read_table(manifest).to_pydict()
         self.weights_only = weights_only
         self.rows = table
@@ -125,7 +138,9 @@ class UpstreamPattern:
         rows = self.positions(index, self.frames)
         per_frame = []
         for j in rows.tolist():
-            feats = torch.load(self.pt[index], map_location="cpu", weights_only=self.weights_only)  # whole file, one row
+            feats = torch.load(
+                self.pt[index], map_location="cpu", weights_only=self.weights_only
+            )  # whole file, one row
             per_frame.append(feats[j])
         features = torch.stack(per_frame).float()  # (k, D)
         a, b = window_to_indices(r["start_s"][index], r["end_s"][index], r["duration"][index], self.num_positions)
@@ -156,14 +171,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--t-max", type=int, default=360, help="most features per video (default 360)")
     p.add_argument("--dim", type=int, default=1024, help="feature width D (default 1024)")
     p.add_argument("--queries-per-video", type=int, default=2, help="samples per video (default 2)")
-    p.add_argument("--upstream-frames", type=int, default=30,
-                   help="frames (= whole-file loads) per upstream sample (default 30: upstream picks 20-40)")
+    p.add_argument(
+        "--upstream-frames",
+        type=int,
+        default=30,
+        help="frames (= whole-file loads) per upstream sample (default 30: upstream picks 20-40)",
+    )
     p.add_argument("--rounds", type=int, default=3, help="timed passes per path; the best counts (default 3)")
-    p.add_argument("--torch-threads", type=int, default=1,
-                   help="torch intra-op threads for both paths (default 1, as in a DataLoader worker)")
-    p.add_argument("--weights-only", action="store_true",
-                   help="torch.load(weights_only=True) for upstream (default False: upstream's torch < 2.6 "
-                        "default, and the faster one)")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads for both paths (default 1, as in a DataLoader worker)",
+    )
+    p.add_argument(
+        "--weights-only",
+        action="store_true",
+        help="torch.load(weights_only=True) for upstream (default False: upstream's torch < 2.6 "
+        "default, and the faster one)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="40 videos, 1 round (smoke run)")
     p.add_argument("--no-b100", dest="b100", action="store_false", help="skip the (b100) row")
@@ -181,8 +207,15 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(max(1, args.torch_threads))
     t0 = time.perf_counter()
-    manifest = write_features(args.cache_dir, videos=args.videos, t_min=args.t_min, t_max=args.t_max,
-                              dim=args.dim, queries=args.queries_per_video, seed=args.seed)
+    manifest = write_features(
+        args.cache_dir,
+        videos=args.videos,
+        t_min=args.t_min,
+        t_max=args.t_max,
+        dim=args.dim,
+        queries=args.queries_per_video,
+        seed=args.seed,
+    )
     prep_s = time.perf_counter() - t0
 
     ours = TemporalGroundingDataset(manifest, num_positions=100, train=True, seed=args.seed)
@@ -204,16 +237,20 @@ def main(argv=None) -> int:
         torch.load(upstream.pt[i], map_location="cpu")
 
     results = [("(a) ours: mmap .npy once, 100 rows", 1, time_rounds(ours, args.rounds))]
-    results.append((f"(b) upstream: torch.load .pt per frame, {args.upstream_frames} frames",
-                    args.upstream_frames, time_rounds(upstream, args.rounds)))
+    results.append(
+        (
+            f"(b) upstream: torch.load .pt per frame, {args.upstream_frames} frames",
+            args.upstream_frames,
+            time_rounds(upstream, args.rounds),
+        )
+    )
     if args.b100:
         results.append(("(b100) upstream pattern, our 100 positions", 100, time_rounds(upstream100, args.rounds)))
 
     total_t = int(sum(ours._num_features))  # noqa: SLF001
     mb = sum(Path(p).stat().st_size for p in set(ours._cols["features_path"])) / 2**20  # noqa: SLF001
     lines = [
-        "Temporal sample loading (one process, warm page cache, best of "
-        f"{args.rounds} round(s) over all samples)",
+        f"Temporal sample loading (one process, warm page cache, best of {args.rounds} round(s) over all samples)",
         f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"numpy {np.__version__}, torch threads {torch.get_num_threads()}, "
         f"upstream torch.load weights_only={args.weights_only}",

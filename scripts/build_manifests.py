@@ -1,8 +1,8 @@
 """Build the training manifests and their validation report (rule `manifests`).
 
-    build_manifests.py spatial  --special-jsons special_jsons --data-root DATA --out-dir results/manifests
-    build_manifests.py temporal --special-jsons special_jsons --data-root DATA --out-dir results/manifests
-                                --features-label ViT-H-14_laion2b_s32b_b79k --fps 10
+build_manifests.py spatial  --special-jsons special_jsons --data-root DATA --out-dir results/manifests
+build_manifests.py temporal --special-jsons special_jsons --data-root DATA --out-dir results/manifests
+                            --features-label ViT-H-14_laion2b_s32b_b79k --fps 10
 """
 
 import argparse
@@ -19,7 +19,9 @@ def folders(pairs: list[str] | None, option: str) -> dict[str, str]:
     for pair in pairs or []:
         name, sep, path = pair.partition("=")
         if not sep or not name or not path:
-            raise ManifestError(f"{option} takes DATASET=FOLDER, got {pair!r}", key=option, fix=f"e.g. {option} charades=path/to/folder")
+            raise ManifestError(
+                f"{option} takes DATASET=FOLDER, got {pair!r}", key=option, fix=f"e.g. {option} charades=path/to/folder"
+            )
         result[name] = path
     return result
 
@@ -37,11 +39,23 @@ def main() -> None:
         if name == "temporal":
             p.add_argument("--features-label", required=True, help="the feature set's folder name, {model}_{weights}")
             p.add_argument("--fps", required=True, type=float)
-            p.add_argument("--videos", nargs="+", metavar="DATASET=FOLDER", help="videos folder per dataset (default: {data_root}/temporal/{Charades,didemo}/videos)")
-            p.add_argument("--features", nargs="+", metavar="DATASET=FOLDER", help="feature folder per dataset (default: {data_root}/clip_features/{dataset}/{label}/fps{fps})")
+            p.add_argument(
+                "--videos",
+                nargs="+",
+                metavar="DATASET=FOLDER",
+                help="videos folder per dataset (default: {data_root}/temporal/{Charades,didemo}/videos)",
+            )
+            p.add_argument(
+                "--features",
+                nargs="+",
+                metavar="DATASET=FOLDER",
+                help="feature folder per dataset (default: {data_root}/clip_features/{dataset}/{label}/fps{fps})",
+            )
     args = parser.parse_args()
     if args.stage == "spatial":
-        build_spatial_manifests(args.special_jsons, args.data_root, args.out_dir, datasets=args.datasets, schema_root=args.schema_root)
+        build_spatial_manifests(
+            args.special_jsons, args.data_root, args.out_dir, datasets=args.datasets, schema_root=args.schema_root
+        )
     else:
         build_temporal_manifests(
             args.special_jsons,

@@ -17,7 +17,12 @@ REPO = Path(__file__).resolve().parent.parent
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=REPO / "demo", help="the demo's working directory (default: demo/)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("SA2VA_DEMO_PORT", DEFAULT_PORT)), help="port of the local hub server")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("SA2VA_DEMO_PORT", DEFAULT_PORT)),
+        help="port of the local hub server",
+    )
     args, rest = parser.parse_known_args()
     return run_demo(REPO, args.dir.resolve(), args.port, rest)  # no target: snakemake's default, rule all
 

@@ -1,10 +1,10 @@
 """CLIP features of one shard of a folder of videos (rule `extract_clip_features`), or merge shard indexes.
 
-    extract_clip_features.py --videos DIR --shard I --shards N --fps F --out-dir DIR --index SHARD.parquet
-        [--model M --pretrained TAG|FILE|FOLDER --batch-size B --precision fp32|fp16|bf16
-         --num-workers W --max-failed-fraction X --device cpu|cuda --backend auto|decord|pyav]
-    extract_clip_features.py merge --out INDEX.parquet SHARD.parquet [SHARD.parquet ...]
-    extract_clip_features.py save-tiny-model --out FOLDER [--seed S]   (a tiny random CLIP for demos/tests)
+extract_clip_features.py --videos DIR --shard I --shards N --fps F --out-dir DIR --index SHARD.parquet
+    [--model M --pretrained TAG|FILE|FOLDER --batch-size B --precision fp32|fp16|bf16
+     --num-workers W --max-failed-fraction X --device cpu|cuda --backend auto|decord|pyav]
+extract_clip_features.py merge --out INDEX.parquet SHARD.parquet [SHARD.parquet ...]
+extract_clip_features.py save-tiny-model --out FOLDER [--seed S]   (a tiny random CLIP for demos/tests)
 """
 
 import argparse
@@ -27,7 +27,9 @@ def extract(argv: list[str]) -> None:
     parser.add_argument("--out-dir", required=True, type=Path, help="where <vid>.npy go")
     parser.add_argument("--index", required=True, type=Path, help="this shard's index (Parquet)")
     parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--pretrained", default=DEFAULT_PRETRAINED, help="open_clip tag, checkpoint file or model folder")
+    parser.add_argument(
+        "--pretrained", default=DEFAULT_PRETRAINED, help="open_clip tag, checkpoint file or model folder"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--precision", choices=PRECISIONS, default="fp16")
     parser.add_argument("--num-workers", type=int, default=2)
@@ -63,7 +65,9 @@ def merge(argv: list[str]) -> None:
 
 
 def save_tiny_model(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="extract_clip_features.py save-tiny-model", description=save_tiny_clip.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="extract_clip_features.py save-tiny-model", description=save_tiny_clip.__doc__
+    )
     parser.add_argument("--out", required=True, type=Path, help="folder to write (pass it as --pretrained)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -19,7 +19,14 @@ from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
 from sa2va_st.annotations import AnnotationError
-from sa2va_st.annotations.masks import check_rle, decode_counts_string, merge_empty_runs, normalise, polygons_rle, rle_box
+from sa2va_st.annotations.masks import (
+    check_rle,
+    decode_counts_string,
+    merge_empty_runs,
+    normalise,
+    polygons_rle,
+    rle_box,
+)
 from sa2va_st.annotations.refcoco import read_refcoco, read_refs
 from sa2va_st.annotations.sample_tree import synthetic_data_root
 from sa2va_st.annotations.video_refer import read_mevis_split, read_revos_split, read_rvos_split
@@ -64,7 +71,9 @@ def clip_polygon(points: list[tuple[float, float]], width: int, height: int) -> 
             previous = points[k - 1]
             if inside(current) != inside(previous):
                 f = (limit - previous[axis]) / (current[axis] - previous[axis])
-                result.append((previous[0] + f * (current[0] - previous[0]), previous[1] + f * (current[1] - previous[1])))
+                result.append(
+                    (previous[0] + f * (current[0] - previous[0]), previous[1] + f * (current[1] - previous[1]))
+                )
             if inside(current):
                 result.append(current)
         points = result
@@ -273,8 +282,16 @@ def break_refs(folder: Path, edit) -> None:
     [
         (lambda refs: refs[3].pop("ann_id"), "missing key 'ann_id'", "[3].ann_id"),
         (lambda refs: refs[2].__setitem__("image_id", "12"), "'image_id' is a str", "[2].image_id"),
-        (lambda refs: refs[1].__setitem__("ann_id", 1), "annotation 1, which instances.json does not list", "ref_id=1.ann_id"),
-        (lambda refs: refs[0].__setitem__("image_id", 5), "image 5, which instances.json does not list", "ref_id=0.image_id"),
+        (
+            lambda refs: refs[1].__setitem__("ann_id", 1),
+            "annotation 1, which instances.json does not list",
+            "ref_id=1.ann_id",
+        ),
+        (
+            lambda refs: refs[0].__setitem__("image_id", 5),
+            "image 5, which instances.json does not list",
+            "ref_id=0.image_id",
+        ),
         (lambda refs: refs[4]["sentences"][0].pop("sent_id"), "missing key 'sent_id'", "[4].sentences[0].sent_id"),
     ],
 )
@@ -369,7 +386,9 @@ def test_revos_boxes_type_ids_and_counts_match_the_world(world: dict, data_root:
     result = read_revos_split(data_root / "video_datas/ReVOS", split)
     summary = world["datasets"]["revos"]["splits"][split]
     assert result.counts["records"] == summary["expression_count"]
-    assert {t: result.counts[f"type_id_{t}"] for t in (0, 1, 2)} == {int(k): v for k, v in summary["expression_count_by_type_id"].items()}
+    assert {t: result.counts[f"type_id_{t}"] for t in (0, 1, 2)} == {
+        int(k): v for k, v in summary["expression_count_by_type_id"].items()
+    }
     no_target = [r for r in result.records if r.type_id == 2]
     assert no_target and all(all(b is None for b in r.boxes) for r in no_target)
     assert result.counts["empty_expressions"] == len(no_target)
@@ -397,10 +416,12 @@ def test_rvos_key_orders_agree_on_the_world_and_differ_where_documented(data_roo
     world_order = read_rvos_split(root, "train", root / "mask_dict.pkl", key_order="sorted_numeric")
     assert upstream.records == world_order.records  # videos listed sorted, < 10 expressions each
     # where they differ: videos not listed in sorted order, a video with 11 expressions
-    meta = {"videos": {
-        "b": {"frames": ["00000"], "expressions": {str(k): {"exp": f"e{k}", "obj_id": "1"} for k in range(11)}},
-        "a": {"frames": ["00000"], "expressions": {"0": {"exp": "x", "obj_id": "1"}}},
-    }}
+    meta = {
+        "videos": {
+            "b": {"frames": ["00000"], "expressions": {str(k): {"exp": f"e{k}", "obj_id": "1"} for k in range(11)}},
+            "a": {"frames": ["00000"], "expressions": {"0": {"exp": "x", "obj_id": "1"}}},
+        }
+    }
     (tmp_path / "meta_expressions/train").mkdir(parents=True)
     (tmp_path / "meta_expressions/train/meta_expressions.json").write_text(json.dumps(meta))
     masks = {k: [{"size": [2, 2], "counts": [k % 4, 1, 3 - k % 4]}] for k in range(12)}
@@ -411,7 +432,11 @@ def test_rvos_key_orders_agree_on_the_world_and_differ_where_documented(data_roo
         keys[order] = {f"{r.video}/{r.exp_id}": r.anno_ids[0] for r in records}
     # upstream: file order (b first), ids as strings (0, 1, 10, 2, ...); world: a first, ids numerically
     assert keys["upstream"]["b/0"] == "0" and keys["upstream"]["b/10"] == "2" and keys["upstream"]["a/0"] == "11"
-    assert keys["sorted_numeric"]["a/0"] == "0" and keys["sorted_numeric"]["b/10"] == "11" and keys["sorted_numeric"]["b/2"] == "3"
+    assert (
+        keys["sorted_numeric"]["a/0"] == "0"
+        and keys["sorted_numeric"]["b/10"] == "11"
+        and keys["sorted_numeric"]["b/2"] == "3"
+    )
 
 
 def test_rvos_pickle_of_another_split_is_refused(data_root: Path, tmp_path: Path) -> None:
@@ -441,15 +466,37 @@ def first_video(meta: dict) -> dict:
         ("mask_dict.json", lambda m: m["1"].pop(), "has 11 frames but", "key: 1"),
         ("mask_dict.json", lambda m: m.pop("2"), "mask entry 2 is missing", "key: 2"),
         ("mask_dict.json", lambda m: m["1"].__setitem__(0, {"size": [72, 128], "counts": "oops"}), "RLE", "key: 1[0]"),
-        ("mask_dict.json", lambda m: m["1"].__setitem__(1, {"size": [70, 128], "counts": [8960]}), "expected 72x128", "key: 1[1]"),
-        ("mask_dict.json", lambda m: m.__setitem__("2", [{"size": [70, 128], "counts": [8960]}] * len(m["2"])), "different sizes", "videos."),
-        ("meta_expressions.json", lambda m: first_video(m)["expressions"]["0"].pop("anno_id"), "missing key 'anno_id'", ".expressions.0.anno_id"),
-        ("meta_expressions.json", lambda m: first_video(m)["expressions"]["0"].__setitem__("exp", 3), "'exp' is a int", ".expressions.0.exp"),
+        (
+            "mask_dict.json",
+            lambda m: m["1"].__setitem__(1, {"size": [70, 128], "counts": [8960]}),
+            "expected 72x128",
+            "key: 1[1]",
+        ),
+        (
+            "mask_dict.json",
+            lambda m: m.__setitem__("2", [{"size": [70, 128], "counts": [8960]}] * len(m["2"])),
+            "different sizes",
+            "videos.",
+        ),
+        (
+            "meta_expressions.json",
+            lambda m: first_video(m)["expressions"]["0"].pop("anno_id"),
+            "missing key 'anno_id'",
+            ".expressions.0.anno_id",
+        ),
+        (
+            "meta_expressions.json",
+            lambda m: first_video(m)["expressions"]["0"].__setitem__("exp", 3),
+            "'exp' is a int",
+            ".expressions.0.exp",
+        ),
         ("meta_expressions.json", lambda m: first_video(m).pop("frames"), "missing key 'frames'", ".frames"),
         ("meta_expressions.json", lambda m: m.pop("videos"), "missing key 'videos'", "key: videos"),
     ],
 )
-def test_malformed_mevis_names_file_and_key(data_root: Path, tmp_path: Path, target: str, edit, message: str, key: str) -> None:
+def test_malformed_mevis_names_file_and_key(
+    data_root: Path, tmp_path: Path, target: str, edit, message: str, key: str
+) -> None:
     split = copy_tree(data_root, "video_datas/mevis/train", tmp_path)
     edit_json(split / target, edit)
     with pytest.raises(AnnotationError) as error:
@@ -472,7 +519,9 @@ def test_mask_dict_may_be_a_pickle(data_root: Path, tmp_path: Path) -> None:
 
 def test_revos_bad_type_id_and_unannotated_split(data_root: Path, tmp_path: Path) -> None:
     root = copy_tree(data_root, "video_datas/ReVOS", tmp_path)
-    edit_json(root / "meta_expressions_valid_.json", lambda m: first_video(m)["expressions"]["0"].__setitem__("type_id", 5))
+    edit_json(
+        root / "meta_expressions_valid_.json", lambda m: first_video(m)["expressions"]["0"].__setitem__("type_id", 5)
+    )
     with pytest.raises(AnnotationError, match="type_id 5 is not one of") as error:
         read_revos_split(root, "valid")
     assert "meta_expressions_valid_.json" in str(error.value) and ".expressions.0.type_id" in str(error.value)

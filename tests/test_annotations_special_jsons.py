@@ -167,7 +167,11 @@ def test_absent_datasets_are_skipped_and_said_so(world_root, tmp_path: Path) -> 
     (out / "mevis" / "train.json").write_text("{}")  # left by an earlier run whose data is gone
     report = build_special_jsons(partial, out)
     assert {n for n, e in report["datasets"].items() if e["status"] == "built"} == {"charades", "didemo"}
-    assert report["datasets"]["revos"] == {"status": "skipped", "folder": "video_datas/ReVOS", "reason": "video_datas/ReVOS is absent under data_root"}
+    assert report["datasets"]["revos"] == {
+        "status": "skipped",
+        "folder": "video_datas/ReVOS",
+        "reason": "video_datas/ReVOS is absent under data_root",
+    }
     assert not (out / "mevis" / "train.json").exists()
     only = build_special_jsons(partial, tmp_path / "only", datasets=["didemo"])
     assert list(only["datasets"]) == ["didemo"]
@@ -198,8 +202,20 @@ def test_script_builds_and_reports_errors_cleanly(world_root, tmp_path: Path) ->
     _, data_root = world_root
     out = tmp_path / "special_jsons"
     ok = subprocess.run(
-        [sys.executable, str(SCRIPT), "--data-root", str(data_root), "--out-dir", str(out), "--datasets", "charades", "didemo"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--data-root",
+            str(data_root),
+            "--out-dir",
+            str(out),
+            "--datasets",
+            "charades",
+            "didemo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert ok.returncode == 0, ok.stderr
     assert set(json.loads((out / "report.json").read_text())["datasets"]) == {"charades", "didemo"}
@@ -208,7 +224,9 @@ def test_script_builds_and_reports_errors_cleanly(world_root, tmp_path: Path) ->
     (broken / "temporal/didemo/annotations/train_data.json").write_text("[{]")
     bad = subprocess.run(
         [sys.executable, str(SCRIPT), "--data-root", str(broken), "--out-dir", str(out)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert bad.returncode == 1 and "AnnotationError" in bad.stderr and "train_data.json" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -68,10 +68,25 @@ def test_window_keeps_as_written_and_orders() -> None:
 
 
 def test_charades_text_and_jsonl_agree_on_the_same_queries(tmp_path: Path) -> None:
-    text = write(tmp_path / "charades_sta_train.txt", "AO8RW 0.0 6.9##a person is putting a book on a shelf.\n\nY6R7T 29.4 20.8##person begins to play on a phone.\r\n")
+    text = write(
+        tmp_path / "charades_sta_train.txt",
+        "AO8RW 0.0 6.9##a person is putting a book on a shelf.\n\nY6R7T 29.4 20.8##person begins to play on a phone.\r\n",
+    )
     lines = [
-        {"qid": 0, "query": "a person is putting a book on a shelf.", "duration": 33.67, "vid": "AO8RW", "relevant_windows": [[0.0, 6.9]]},
-        {"qid": 1, "query": "person begins to play on a phone.", "duration": 29.42, "vid": "Y6R7T", "relevant_windows": [[29.4, 20.8]]},
+        {
+            "qid": 0,
+            "query": "a person is putting a book on a shelf.",
+            "duration": 33.67,
+            "vid": "AO8RW",
+            "relevant_windows": [[0.0, 6.9]],
+        },
+        {
+            "qid": 1,
+            "query": "person begins to play on a phone.",
+            "duration": 29.42,
+            "vid": "Y6R7T",
+            "relevant_windows": [[29.4, 20.8]],
+        },
     ]
     jsonl = write(tmp_path / "charades_train.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
     a, b = read_charades(text, "train"), read_charades(jsonl, "train")
@@ -106,12 +121,28 @@ def test_malformed_charades_text_names_file_and_line(tmp_path: Path, content: st
     "content, message, key",
     [
         ('{"qid": 1, "query": "q", "vid": "V", "relevant_windows": [[0, 1]]}\nnot json\n', "not JSON", "line 2"),
-        ('[1, 2]\n', "expected an object", "line 1"),
+        ("[1, 2]\n", "expected an object", "line 1"),
         ('{"qid": 1, "query": "q", "relevant_windows": [[0, 1]]}\n', "lacks 'vid'", "line 1.vid"),
-        ('{"qid": 1, "query": "q", "vid": "V", "relevant_windows": [[0, 1], [2, 3]]}\n', "exactly one [start, end]", "line 1.relevant_windows"),
-        ('{"qid": 1, "query": "q", "vid": "V", "relevant_windows": [["0", 1]]}\n', "expected a time", "line 1.relevant_windows"),
-        ('{"qid": 1, "query": 5, "vid": "V", "relevant_windows": [[0, 1]]}\n', "'query' must be a non-empty string", "line 1.query"),
-        ('{"qid": 1, "query": "q", "vid": "V", "relevant_windows": [[0, 1]]}\n' * 2, "qid 1 appears twice", "line 2.qid"),
+        (
+            '{"qid": 1, "query": "q", "vid": "V", "relevant_windows": [[0, 1], [2, 3]]}\n',
+            "exactly one [start, end]",
+            "line 1.relevant_windows",
+        ),
+        (
+            '{"qid": 1, "query": "q", "vid": "V", "relevant_windows": [["0", 1]]}\n',
+            "expected a time",
+            "line 1.relevant_windows",
+        ),
+        (
+            '{"qid": 1, "query": 5, "vid": "V", "relevant_windows": [[0, 1]]}\n',
+            "'query' must be a non-empty string",
+            "line 1.query",
+        ),
+        (
+            '{"qid": 1, "query": "q", "vid": "V", "relevant_windows": [[0, 1]]}\n' * 2,
+            "qid 1 appears twice",
+            "line 2.qid",
+        ),
         ('{"qid": 1.5, "query": "q", "vid": "V", "relevant_windows": [[0, 1]]}\n', "expected an integer", "line 1.qid"),
     ],
 )
@@ -134,7 +165,10 @@ def test_unknown_video_is_refused_when_videos_are_known(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- Charades-STA, the real annotations
 
 
-@pytest.mark.skipif(not REAL_CHARADES.is_dir(), reason=f"the real Charades-STA annotations are not here ({REAL_CHARADES}: ../shared is absent)")
+@pytest.mark.skipif(
+    not REAL_CHARADES.is_dir(),
+    reason=f"the real Charades-STA annotations are not here ({REAL_CHARADES}: ../shared is absent)",
+)
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_real_charades_jsonl_and_its_text_form_agree(tmp_path: Path, split: str) -> None:
     jsonl = read_charades_jsonl(REAL_CHARADES / f"charades_{split}_release.jsonl", split)
@@ -146,7 +180,9 @@ def test_real_charades_jsonl_and_its_text_form_agree(tmp_path: Path, split: str)
         "".join(f"{q.video} {q.window.written[0]!r} {q.window.written[1]!r}##{q.sentence}\n" for q in jsonl.records),
     )
     text = read_charades_text(text_path, split)
-    assert [(q.video, q.sentence, q.window) for q in text.records] == [(q.video, q.sentence, q.window) for q in jsonl.records]
+    assert [(q.video, q.sentence, q.window) for q in text.records] == [
+        (q.video, q.sentence, q.window) for q in jsonl.records
+    ]
     for key in ("records", "videos", "reordered_windows", "zero_length_windows"):
         assert text.counts[key] == jsonl.counts[key], key
     print(f"real Charades-STA {split}: {jsonl.counts}")  # reorder counts, shown with -s
@@ -171,18 +207,46 @@ def test_most_agreed_window_and_ties() -> None:
 
 def test_didemo_reader_mode_reorder_and_counts(tmp_path: Path) -> None:
     entries = [
-        {"annotation_id": 7, "description": "a dog runs", "video": "v1.mp4", "times": [[1, 1], [1, 1], [0, 1], [1, 2]], "num_segments": 6},
-        {"annotation_id": 8, "description": "a cat sits", "video": "v1.mp4", "times": [[3, 2], [2, 3], [4, 4], [4, 4]], "num_segments": 6},
-        {"annotation_id": 9, "description": "the end", "video": "v2.mp4", "times": [[5, 6], [5, 6], [5, 6], [5, 6]], "num_segments": 6},
+        {
+            "annotation_id": 7,
+            "description": "a dog runs",
+            "video": "v1.mp4",
+            "times": [[1, 1], [1, 1], [0, 1], [1, 2]],
+            "num_segments": 6,
+        },
+        {
+            "annotation_id": 8,
+            "description": "a cat sits",
+            "video": "v1.mp4",
+            "times": [[3, 2], [2, 3], [4, 4], [4, 4]],
+            "num_segments": 6,
+        },
+        {
+            "annotation_id": 9,
+            "description": "the end",
+            "video": "v2.mp4",
+            "times": [[5, 6], [5, 6], [5, 6], [5, 6]],
+            "num_segments": 6,
+        },
     ]
     result = read_didemo(write(tmp_path / "train_data.json", json.dumps(entries)), "train")
     a, b, c = result.records
     assert (a.chunks, a.agreement, a.tie, a.window) == ((1, 1), 2, False, (5.0, 10.0))
-    assert (b.chunks, b.agreement, b.tie, b.window) == ((2, 3), 2, True, (10.0, 20.0))  # [3,2] ordered, ties [4,4]: earliest wins
+    assert (b.chunks, b.agreement, b.tie, b.window) == (
+        (2, 3),
+        2,
+        True,
+        (10.0, 20.0),
+    )  # [3,2] ordered, ties [4,4]: earliest wins
     assert b.times == ((3, 2), (2, 3), (4, 4), (4, 4))  # as written
     assert c.window == (25.0, 35.0) and c.clipped(30.0) == (25.0, 30.0)
     assert result.counts == {
-        "records": 3, "videos": 2, "mode_ties": 1, "unanimous": 1, "reordered_annotator_windows": 1, "chunks_beyond_num_segments": 4,
+        "records": 3,
+        "videos": 2,
+        "mode_ties": 1,
+        "unanimous": 1,
+        "reordered_annotator_windows": 1,
+        "chunks_beyond_num_segments": 4,
     }
 
 
@@ -191,7 +255,10 @@ def test_didemo_synthetic_world_windows_are_the_events(world_root) -> None:
     videos = {Path(v["path"]).name: v for v in world["videos"] if v["dataset"] == "didemo"}
     for split, summary in world["datasets"]["didemo"]["splits"].items():
         result = read_didemo(data_root / "temporal/didemo/annotations" / summary["file"], split)
-        assert result.counts["records"] == summary["annotation_count"] and result.counts["videos"] == summary["video_count"]
+        assert (
+            result.counts["records"] == summary["annotation_count"]
+            and result.counts["videos"] == summary["video_count"]
+        )
         for q in result.records:
             video = videos[q.video]
             event = next(e for e in video["events"] if e["sentence"] == q.sentence)
@@ -224,7 +291,10 @@ def test_malformed_didemo_names_file_and_key(world_root, tmp_path: Path, edit, m
 
 
 def test_didemo_unknown_video_and_broken_file(tmp_path: Path) -> None:
-    path = write(tmp_path / "val_data.json", json.dumps([{"annotation_id": 1, "description": "d", "video": "x.mp4", "times": [[0, 0]], "num_segments": 1}]))
+    path = write(
+        tmp_path / "val_data.json",
+        json.dumps([{"annotation_id": 1, "description": "d", "video": "x.mp4", "times": [[0, 0]], "num_segments": 1}]),
+    )
     with pytest.raises(AnnotationError, match="video x.mp4 is not among"):
         read_didemo(path, "val", videos={"y.mp4"})
     write(path, '{"not": "a list"}')

@@ -77,8 +77,12 @@ def test_unpack_places_dataset_by_markers_and_is_idempotent(tmp_path, data_root)
     before = (data_root / "video_datas/mevis").stat().st_ino
     again = unpack(tmp_path, data_root, archive)
     assert again == marker
-    assert (data_root / "video_datas/mevis").stat().st_ino == before, "a second unpack of the same archive must not redo it"
-    assert not [p for p in data_root.iterdir() if p.name.endswith(".staging")], "staging folders must not be left behind"
+    assert (data_root / "video_datas/mevis").stat().st_ino == before, (
+        "a second unpack of the same archive must not redo it"
+    )
+    assert not [p for p in data_root.iterdir() if p.name.endswith(".staging")], (
+        "staging folders must not be left behind"
+    )
 
 
 def test_new_archive_version_replaces_the_old_tree(tmp_path, data_root):
@@ -89,7 +93,12 @@ def test_new_archive_version_replaces_the_old_tree(tmp_path, data_root):
 
 @pytest.mark.parametrize(
     "bad_name, reason",
-    [("../escape.txt", "'..'"), ("/etc/passwd_copy", "absolute"), ("mevis/train/../../../up.txt", "'..'"), ("C:/windows.txt", "absolute")],
+    [
+        ("../escape.txt", "'..'"),
+        ("/etc/passwd_copy", "absolute"),
+        ("mevis/train/../../../up.txt", "'..'"),
+        ("C:/windows.txt", "absolute"),
+    ],
 )
 def test_escaping_entries_are_refused_and_leave_no_tree(tmp_path, data_root, bad_name, reason):
     unpack(tmp_path, data_root, make_zip(tmp_path / "good.zip", mevis_entries()))
@@ -166,7 +175,9 @@ def test_archive_without_known_dataset_names_what_was_looked_for(tmp_path, data_
 
 
 def test_split_parts_unpack_without_joining_on_disk(tmp_path, data_root):
-    whole = make_zip(tmp_path / "whole.zip", mevis_entries() | {"some_release/mevis/train/blob.bin": os.urandom(300_000)})
+    whole = make_zip(
+        tmp_path / "whole.zip", mevis_entries() | {"some_release/mevis/train/blob.bin": os.urandom(300_000)}
+    )
     data = whole.read_bytes()
     cuts = [0, len(data) // 3, 2 * len(data) // 3, len(data)]
     parts = []
@@ -177,13 +188,17 @@ def test_split_parts_unpack_without_joining_on_disk(tmp_path, data_root):
     receipt = write_receipt(tmp_path, "video_datas_mevis.zip", parts)
     unpack_archive(receipt, data_root, data_root / ".unpacked/video_datas_mevis.zip.json", NO_RESERVE)
     with zipfile.ZipFile(whole) as original:
-        assert (data_root / "video_datas/mevis/train/blob.bin").read_bytes() == original.read("some_release/mevis/train/blob.bin")
+        assert (data_root / "video_datas/mevis/train/blob.bin").read_bytes() == original.read(
+            "some_release/mevis/train/blob.bin"
+        )
 
 
 @settings(max_examples=40, deadline=None)
 @given(
     sizes=st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=5),
-    reads=st.lists(st.tuples(st.integers(min_value=0, max_value=1600), st.integers(min_value=0, max_value=400)), max_size=8),
+    reads=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=1600), st.integers(min_value=0, max_value=400)), max_size=8
+    ),
 )
 def test_concatenated_reader_matches_joined_bytes(tmp_path_factory, sizes, reads):
     folder = tmp_path_factory.mktemp("parts")

@@ -23,9 +23,21 @@ SCRIPT = REPO_ROOT / "benchmarks" / "manifests.py"
 def run_quick(tmp_path: Path) -> tuple[str, Path]:
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--out", str(out), "--report", str(tmp_path / "report.txt"),
-         "--log", str(tmp_path / "benchmark.log")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--quick",
+            "--out",
+            str(out),
+            "--report",
+            str(tmp_path / "report.txt"),
+            "--log",
+            str(tmp_path / "benchmark.log"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout, out
@@ -119,7 +131,10 @@ def encoded(counts: list[int], height: int, width: int) -> str:
         [{"size": [4, 4], "counts": "0a"}],  # ends inside a number
         [{"size": [4, 4], "counts": "0\x7f"}],  # outside the alphabet
         [{"size": [4, 4], "counts": "`" * 13 + "0"}],  # a number of 14 characters
-        [{"size": [4, 4], "counts": encoded([16], 4, 4)}, {"size": [4, 5], "counts": encoded([20], 4, 5)}],  # sizes differ
+        [
+            {"size": [4, 4], "counts": encoded([16], 4, 4)},
+            {"size": [4, 5], "counts": encoded([20], 4, 5)},
+        ],  # sizes differ
         [{"size": [True, 4], "counts": encoded([4], 1, 4)}],
         [{"size": [4, 4], "counts": [16]}],  # uncompressed counts
         [[4, 4]],

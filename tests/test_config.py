@@ -87,7 +87,16 @@ def snakemake(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
         "HTTPS_PROXY": "http://127.0.0.1:9",
         "NO_PROXY": "",
     }
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(run_dir), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(run_dir),
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
 

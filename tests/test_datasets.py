@@ -35,23 +35,57 @@ from sa2va_st.training.sampler import (
 
 BOX = pa.list_(pa.field("element", pa.float64()), 4)  # fixed-size, as the manifests stage writes it
 
-IMAGE_SCHEMA = pa.schema([
-    ("id", pa.string()), ("dataset", pa.string()), ("split", pa.string()), ("image_id", pa.int64()),
-    ("image_path", pa.string()), ("width", pa.int64()), ("height", pa.int64()), ("ref_id", pa.int64()),
-    ("ann_id", pa.int64()), ("sentence", pa.string()), ("box", BOX),
-])
-VIDEO_SCHEMA = pa.schema([
-    ("id", pa.string()), ("dataset", pa.string()), ("split", pa.string()), ("video", pa.string()),
-    ("exp_id", pa.string()), ("sentence", pa.string()), ("frame_dir", pa.string()),
-    ("frames", pa.list_(pa.string())), ("num_frames", pa.int64()), ("width", pa.int64()), ("height", pa.int64()),
-    ("boxes", pa.list_(BOX)), ("type_id", pa.int64()), ("has_masks", pa.bool_()),
-])
-TEMPORAL_SCHEMA = pa.schema([
-    ("id", pa.string()), ("dataset", pa.string()), ("split", pa.string()), ("video", pa.string()),
-    ("sentence", pa.string()), ("video_path", pa.string()), ("features_path", pa.string()), ("fps", pa.float64()),
-    ("num_features", pa.int64()), ("duration", pa.float64()), ("start_s", pa.float64()), ("end_s", pa.float64()),
-    ("start_idx", pa.int64()), ("end_idx", pa.int64()),
-])
+IMAGE_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("dataset", pa.string()),
+        ("split", pa.string()),
+        ("image_id", pa.int64()),
+        ("image_path", pa.string()),
+        ("width", pa.int64()),
+        ("height", pa.int64()),
+        ("ref_id", pa.int64()),
+        ("ann_id", pa.int64()),
+        ("sentence", pa.string()),
+        ("box", BOX),
+    ]
+)
+VIDEO_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("dataset", pa.string()),
+        ("split", pa.string()),
+        ("video", pa.string()),
+        ("exp_id", pa.string()),
+        ("sentence", pa.string()),
+        ("frame_dir", pa.string()),
+        ("frames", pa.list_(pa.string())),
+        ("num_frames", pa.int64()),
+        ("width", pa.int64()),
+        ("height", pa.int64()),
+        ("boxes", pa.list_(BOX)),
+        ("type_id", pa.int64()),
+        ("has_masks", pa.bool_()),
+    ]
+)
+TEMPORAL_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("dataset", pa.string()),
+        ("split", pa.string()),
+        ("video", pa.string()),
+        ("sentence", pa.string()),
+        ("video_path", pa.string()),
+        ("features_path", pa.string()),
+        ("fps", pa.float64()),
+        ("num_features", pa.int64()),
+        ("duration", pa.float64()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("start_idx", pa.int64()),
+        ("end_idx", pa.int64()),
+    ]
+)
 
 
 def write_manifest(path: Path, rows: list[dict], schema: pa.Schema) -> Path:
@@ -94,13 +128,37 @@ def world(tmp_path_factory) -> dict:
     solid_jpeg(img_b, (24, 20), (90, 90, 90), mode="L")
     rows = []
     for k in range(7):
-        rows.append(dict(id=f"rc-a{k}", dataset="refcoco", split="train", image_id=1, image_path=str(img_a),
-                         width=40, height=30, ref_id=100 + k, ann_id=1000 + k, sentence=f"thing a{k}",
-                         box=random_box(rng)))
+        rows.append(
+            dict(
+                id=f"rc-a{k}",
+                dataset="refcoco",
+                split="train",
+                image_id=1,
+                image_path=str(img_a),
+                width=40,
+                height=30,
+                ref_id=100 + k,
+                ann_id=1000 + k,
+                sentence=f"thing a{k}",
+                box=random_box(rng),
+            )
+        )
     for k in range(2):
-        rows.append(dict(id=f"rc-b{k}", dataset="refcoco", split="train", image_id=2, image_path="coco/b.jpg",
-                         width=24, height=20, ref_id=200 + k, ann_id=2000 + k, sentence=f"thing b{k}",
-                         box=random_box(rng)))
+        rows.append(
+            dict(
+                id=f"rc-b{k}",
+                dataset="refcoco",
+                split="train",
+                image_id=2,
+                image_path="coco/b.jpg",
+                width=24,
+                height=20,
+                ref_id=200 + k,
+                ann_id=2000 + k,
+                sentence=f"thing b{k}",
+                box=random_box(rng),
+            )
+        )
     rows.insert(3, rows.pop())  # interleave: grouping must not rely on order
     out["image_rows"] = rows
     out["refcoco"] = write_manifest(root / "manifests" / "refcoco_train.parquet", rows, IMAGE_SCHEMA)
@@ -121,20 +179,72 @@ def world(tmp_path_factory) -> dict:
     boxes2 = [random_box(rng), None, random_box(rng)]
     common = dict(split="train", width=16, height=12, has_masks=True, type_id=None)
     vrows = [
-        dict(common, id="mv-0", dataset="mevis", video="clip1", exp_id="0", sentence="the moving one",
-             frame_dir=d1, frames=f1, num_frames=10, boxes=boxes1),
-        dict(common, id="mv-1", dataset="mevis", video="clip2", exp_id="0", sentence="short clip",
-             frame_dir=d2, frames=f2, num_frames=3, boxes=boxes2),
-        dict(common, id="mv-2", dataset="mevis", video="clip1", exp_id="1", sentence="never there",
-             frame_dir=d1, frames=f1, num_frames=10, boxes=[None] * 10),
+        dict(
+            common,
+            id="mv-0",
+            dataset="mevis",
+            video="clip1",
+            exp_id="0",
+            sentence="the moving one",
+            frame_dir=d1,
+            frames=f1,
+            num_frames=10,
+            boxes=boxes1,
+        ),
+        dict(
+            common,
+            id="mv-1",
+            dataset="mevis",
+            video="clip2",
+            exp_id="0",
+            sentence="short clip",
+            frame_dir=d2,
+            frames=f2,
+            num_frames=3,
+            boxes=boxes2,
+        ),
+        dict(
+            common,
+            id="mv-2",
+            dataset="mevis",
+            video="clip1",
+            exp_id="1",
+            sentence="never there",
+            frame_dir=d1,
+            frames=f1,
+            num_frames=10,
+            boxes=[None] * 10,
+        ),
     ]
     out["video_rows"] = vrows
     out["mevis"] = write_manifest(root / "manifests" / "mevis_train.parquet", vrows, VIDEO_SCHEMA)
     revos = [
-        dict(common, id="rv-0", dataset="revos", video="clip1", exp_id="0", sentence="what is not there",
-             frame_dir=d1, frames=f1, num_frames=10, boxes=[None] * 10, type_id=2),
-        dict(common, id="rv-1", dataset="revos", video="clip1", exp_id="1", sentence="reason about it",
-             frame_dir=d1, frames=f1, num_frames=10, boxes=boxes1, type_id=1),
+        dict(
+            common,
+            id="rv-0",
+            dataset="revos",
+            video="clip1",
+            exp_id="0",
+            sentence="what is not there",
+            frame_dir=d1,
+            frames=f1,
+            num_frames=10,
+            boxes=[None] * 10,
+            type_id=2,
+        ),
+        dict(
+            common,
+            id="rv-1",
+            dataset="revos",
+            video="clip1",
+            exp_id="1",
+            sentence="reason about it",
+            frame_dir=d1,
+            frames=f1,
+            num_frames=10,
+            boxes=boxes1,
+            type_id=1,
+        ),
     ]
     out["revos_rows"] = revos
     out["revos"] = write_manifest(root / "manifests" / "revos_train.parquet", revos, VIDEO_SCHEMA)
@@ -154,9 +264,22 @@ def world(tmp_path_factory) -> dict:
 
     def trow(qid, vid, start, end, dataset="charades"):
         path, t, dur, _ = feats[vid]
-        return dict(id=qid, dataset=dataset, split="train", video=vid, sentence=f"query {qid}",
-                    video_path=f"videos/{vid}.mp4", features_path=str(path), fps=10.0, num_features=t,
-                    duration=dur, start_s=start, end_s=end, start_idx=int(start * 10), end_idx=int(end * 10))
+        return dict(
+            id=qid,
+            dataset=dataset,
+            split="train",
+            video=vid,
+            sentence=f"query {qid}",
+            video_path=f"videos/{vid}.mp4",
+            features_path=str(path),
+            fps=10.0,
+            num_features=t,
+            duration=dur,
+            start_s=start,
+            end_s=end,
+            start_idx=int(start * 10),
+            end_idx=int(end * 10),
+        )
 
     trows = [
         trow("q0", "v300", 3.2, 7.9),
@@ -486,8 +609,9 @@ def test_dataloader_with_task_grouped_sampler_gives_task_pure_batches(world):
     mix = ConcatTaskDataset([image, video, revos, charades, didemo])
     assert [s.name for s in mix.specs] == ["refcoco", "mevis", "revos", "charades", "didemo"]
     assert len(mix) == 2 + 3 + 2 + 5 + 2
-    sampler = mix.make_sampler(batch_size=2, seed=1, repeats={"refcoco": 2, "mevis": 2, "revos": 1,
-                                                               "charades": 1, "didemo": 2})
+    sampler = mix.make_sampler(
+        batch_size=2, seed=1, repeats={"refcoco": 2, "mevis": 2, "revos": 1, "charades": 1, "didemo": 2}
+    )
     mix.check_sampler(sampler)
     assert sampler.offsets == mix.offsets
     for workers in (0, 2):

@@ -29,7 +29,9 @@ BIG = 3 << 20  # large enough to kill a throttled transfer halfway
 def hub_root(tmp_path: Path) -> Path:
     repo = tmp_path / "hub" / "hub" / "datasets" / REPO_ID
     repo.mkdir(parents=True)
-    (repo / ".gitattributes").write_text("*.zip filter=lfs diff=lfs merge=lfs -text\n*.z[0-9][0-9] filter=lfs diff=lfs merge=lfs -text\n")
+    (repo / ".gitattributes").write_text(
+        "*.zip filter=lfs diff=lfs merge=lfs -text\n*.z[0-9][0-9] filter=lfs diff=lfs merge=lfs -text\n"
+    )
     (repo / "README.md").write_text("# test repo\n")
     with zipfile.ZipFile(repo / "plain.zip", "w") as archive:
         archive.writestr("mevis/train/meta_expressions.json", '{"videos": {}}')
@@ -44,7 +46,9 @@ def hub_root(tmp_path: Path) -> Path:
 
 
 def request_for(archive: str, tmp_path: Path, url: str, **changes) -> ArchiveRequest:
-    fields = dict(archive=archive, repo_id=REPO_ID, revision="main", download_dir=tmp_path / "dl", endpoint=url, reserve_bytes=0)
+    fields = dict(
+        archive=archive, repo_id=REPO_ID, revision="main", download_dir=tmp_path / "dl", endpoint=url, reserve_bytes=0
+    )
     return ArchiveRequest(**(fields | changes))
 
 
@@ -65,7 +69,9 @@ def test_fetch_verifies_and_fetches_nothing_else(tmp_path, hub_root):
         receipt = fetch_archive(request_for("plain.zip", tmp_path, server.url), tmp_path / "r.json")
         assert resolved_files(server) == ["plain.zip"]
     local = tmp_path / "dl" / "plain.zip"
-    assert receipt["parts"][0]["sha256"] == sha256_file(local) == sha256_file(hub_root / "hub/datasets/Org/Data/plain.zip")
+    assert (
+        receipt["parts"][0]["sha256"] == sha256_file(local) == sha256_file(hub_root / "hub/datasets/Org/Data/plain.zip")
+    )
     assert len(receipt["commit"]) == 40 and receipt["source"] == "hub"
     assert json.loads((tmp_path / "r.json").read_text()) == receipt
 
@@ -116,7 +122,9 @@ def run_download_script(url: str, tmp_path: Path, env: dict[str, str] | None = N
         "--download-dir", str(tmp_path / "dl"), "--endpoint", url, "--reserve-bytes", "0",
         "--receipt", str(tmp_path / "r.json"),
     ]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ | (env or {}))
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ | (env or {})
+    )
 
 
 def test_killed_download_resumes_with_range(tmp_path, hub_root):
@@ -160,10 +168,16 @@ def test_token_is_used_and_never_printed(tmp_path, hub_root):
 def test_local_mirror_is_verified_and_nothing_downloaded(tmp_path, hub_root):
     mirror = hub_root / "hub/datasets/Org/Data"
     with HubServer(hub_root) as server:
-        receipt = fetch_archive(request_for("split.zip", tmp_path, server.url, local_mirror=mirror), tmp_path / "r.json")
+        receipt = fetch_archive(
+            request_for("split.zip", tmp_path, server.url, local_mirror=mirror), tmp_path / "r.json"
+        )
         assert resolved_files(server) == []
     assert receipt["source"] == "local_mirror"
-    assert [Path(p["path"]) for p in receipt["parts"]] == [mirror / "split.z01", mirror / "split.z02", mirror / "split.zip"]
+    assert [Path(p["path"]) for p in receipt["parts"]] == [
+        mirror / "split.z01",
+        mirror / "split.z02",
+        mirror / "split.zip",
+    ]
     assert not (tmp_path / "dl").exists()
 
 
@@ -194,7 +208,9 @@ def test_local_git_lfs_clone_is_verified_offline(tmp_path, hub_root):
     git("init", "-q")
     for name in ("plain.zip", "README.md"):
         data = (served / name).read_bytes()
-        pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256_file(served / name)}\nsize {len(data)}\n"
+        pointer = (
+            f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256_file(served / name)}\nsize {len(data)}\n"
+        )
         (clone / name).write_text(pointer if name.endswith(".zip") else data.decode())
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "snapshot")

@@ -185,7 +185,9 @@ def mixed_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_broken_videos_are_recorded_and_the_shard_goes_on(clip, mixed_folder, tmp_path):
     videos = list_videos(mixed_folder)
-    rows = extract_shard(videos, tmp_path, FPS, clip, batch_size=8, num_workers=2, max_failed_fraction=1.0, progress=False)
+    rows = extract_shard(
+        videos, tmp_path, FPS, clip, batch_size=8, num_workers=2, max_failed_fraction=1.0, progress=False
+    )
     status = {r.vid: r.status for r in rows}
     assert status == {
         "a_good": OK, "b_audio": FAILED, "c_zero": FAILED, "d_truncated": FAILED,

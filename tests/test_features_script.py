@@ -80,7 +80,9 @@ def test_sigkill_then_rerun_redoes_only_unfinished_videos(world_folder, tiny, tm
 
     # the same as one uninterrupted run
     reference = tmp_path / "reference"
-    rows = extract_shard(videos, reference, float(FPS), load_clip("tiny", str(tiny)), batch_size=8, num_workers=0, progress=False)
+    rows = extract_shard(
+        videos, reference, float(FPS), load_clip("tiny", str(tiny)), batch_size=8, num_workers=0, progress=False
+    )
     assert read_index(index) == rows
     for video in videos:
         np.testing.assert_allclose(

@@ -51,8 +51,17 @@ def test_encode_clips_and_orders():
     assert encode_box((-0.0, -1e-9, 0.5, 0.5)) == "0.000, 0.000, 0.500, 0.500"  # never "-0.000"
 
 
-@pytest.mark.parametrize("bad", [(0.1, 0.2, 0.3), (0.1, 0.2, 0.3, 0.4, 0.5), (0.1, math.nan, 0.3, 0.4),
-                                 (0.1, 0.2, math.inf, 0.4), ("a", 0, 0, 0), None])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        (0.1, 0.2, 0.3),
+        (0.1, 0.2, 0.3, 0.4, 0.5),
+        (0.1, math.nan, 0.3, 0.4),
+        (0.1, 0.2, math.inf, 0.4),
+        ("a", 0, 0, 0),
+        None,
+    ],
+)
 def test_encode_rejects_non_boxes(bad):
     with pytest.raises(FormatError) as info:
         encode_box(bad)

@@ -9,7 +9,12 @@ from sa2va_st.formats.windows import encode_window_tokens
 
 def test_upstream_order():
     assert list(SPECIAL_TOKENS) == [
-        "<SPATIAL>", "<TEMPORAL>", "<box_sep>", "<no_box>", "<next>", "<single_img>",
+        "<SPATIAL>",
+        "<TEMPORAL>",
+        "<box_sep>",
+        "<no_box>",
+        "<next>",
+        "<single_img>",
         *[f"<frame_{d}>" for d in range(10)],
     ]
     assert len(set(SPECIAL_TOKENS)) == len(SPECIAL_TOKENS) == 16

@@ -52,8 +52,15 @@ def test_window_to_indices_examples():
 
 @pytest.mark.parametrize(
     "args",
-    [(5.0, 4.0, 30.0, 100), (float("nan"), 4.0, 30.0, 100), (0.0, 4.0, 0.0, 100), (0.0, 4.0, -1.0, 100),
-     (0.0, 4.0, float("inf"), 100), (0.0, 4.0, 30.0, 0), (0.0, 4.0, 30.0, 2.5)],
+    [
+        (5.0, 4.0, 30.0, 100),
+        (float("nan"), 4.0, 30.0, 100),
+        (0.0, 4.0, 0.0, 100),
+        (0.0, 4.0, -1.0, 100),
+        (0.0, 4.0, float("inf"), 100),
+        (0.0, 4.0, 30.0, 0),
+        (0.0, 4.0, 30.0, 2.5),
+    ],
 )
 def test_window_to_indices_rejects(args):
     with pytest.raises(FormatError):
@@ -118,7 +125,9 @@ def test_tokens_round_trip_every_pair():
     assert len(seen) == 5050
 
 
-@pytest.mark.parametrize("a, b, n", [(5, 4, 100), (-1, 4, 100), (0, 100, 100), (0, 10, 10), (0, 5, 101), (True, 3, 100)])
+@pytest.mark.parametrize(
+    "a, b, n", [(5, 4, 100), (-1, 4, 100), (0, 100, 100), (0, 10, 10), (0, 5, 101), (True, 3, 100)]
+)
 def test_encode_tokens_rejects(a, b, n):
     with pytest.raises(FormatError):
         encode_window_tokens(a, b, n)

@@ -161,9 +161,7 @@ def test_resolve_headers_match_the_hub(server: HubServer) -> None:
     text = requests.head(f"{server.url}/datasets/{DATASET}/resolve/main/README.md")
     assert text.headers["ETag"] == f'"{git_blob_sha1(DATASET_FILES["README.md"])}"'
     assert "X-Linked-Etag" not in text.headers
-    part = requests.get(
-        f"{server.url}/datasets/{DATASET}/resolve/main/data/a.bin", headers={"Range": "bytes=10-19"}
-    )
+    part = requests.get(f"{server.url}/datasets/{DATASET}/resolve/main/data/a.bin", headers={"Range": "bytes=10-19"})
     assert part.status_code == 206
     assert part.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
     assert part.content == data[10:20]
@@ -360,12 +358,15 @@ def test_broken_connection_resumes_with_range_in_the_same_process(tmp_path: Path
     assert second["bytes_sent"] == len(big) - CLIENT_CHUNK < len(big)
 
 
-KILLED_DOWNLOAD_SCRIPT = """
+KILLED_DOWNLOAD_SCRIPT = (
+    """
 import sys
 from huggingface_hub import hf_hub_download
 target = {"cache_dir": sys.argv[2]} if sys.argv[1] == "cache" else {"local_dir": sys.argv[2]}
 hf_hub_download(%r, "data/a.bin", repo_type="dataset", token=False, **target)
-""" % DATASET
+"""
+    % DATASET
+)
 
 
 def start_download_process(server_url: str, mode: str, target: Path) -> subprocess.Popen:

@@ -72,17 +72,35 @@ def write_special(sj: Path, doc: dict) -> Path:
 
 def image_record(n: int, frame: str, box) -> dict:
     return {
-        "id": f"{n}/{n}", "ref_id": n, "sent_id": n, "ann_id": 100 + n, "image_id": 1000 + n, "category_id": 1,
-        "sentence": f"object {n}", "raw": f"Object {n}", "frame_dir": COCO, "frames": [frame],
-        "width": 64, "height": 48, "boxes": [box],
+        "id": f"{n}/{n}",
+        "ref_id": n,
+        "sent_id": n,
+        "ann_id": 100 + n,
+        "image_id": 1000 + n,
+        "category_id": 1,
+        "sentence": f"object {n}",
+        "raw": f"Object {n}",
+        "frame_dir": COCO,
+        "frames": [frame],
+        "width": 64,
+        "height": 48,
+        "boxes": [box],
     }
 
 
 def video_record(video: str, exp: str, frame_dir: str, n_frames: int, boxes, type_id=None) -> dict:
     record = {
-        "id": f"{video}/{exp}", "video": video, "exp_id": exp, "sentence": f"{video} {exp}", "obj_ids": ["1"],
-        "anno_ids": ["7"] if boxes is not None else [], "frame_dir": f"{frame_dir}/{video}",
-        "frames": [f"{i:05d}.jpg" for i in range(n_frames)], "width": 32, "height": 24, "boxes": boxes,
+        "id": f"{video}/{exp}",
+        "video": video,
+        "exp_id": exp,
+        "sentence": f"{video} {exp}",
+        "obj_ids": ["1"],
+        "anno_ids": ["7"] if boxes is not None else [],
+        "frame_dir": f"{frame_dir}/{video}",
+        "frames": [f"{i:05d}.jpg" for i in range(n_frames)],
+        "width": 32,
+        "height": 24,
+        "boxes": boxes,
     }
     if type_id is not None:
         record["type_id"] = type_id
@@ -102,10 +120,30 @@ def write_features(folder: Path, fps: float, videos: dict[str, tuple], dim: int 
         if npy:
             np.save(folder / f"{vid}.npy", np.zeros((T, dim), dtype=np.float16))
         ok = status == "ok"
-        rows.append({"vid": vid, "T": T if ok else None, "fps": fps, "duration": duration, "source_fps": 25.0,
-                     "source_frames": int(duration * 25), "status": status, "error": None if ok else "cannot decode"})
-    schema = pa.schema([("vid", pa.string()), ("T", pa.int64()), ("fps", pa.float64()), ("duration", pa.float64()),
-                        ("source_fps", pa.float64()), ("source_frames", pa.int64()), ("status", pa.string()), ("error", pa.string())])
+        rows.append(
+            {
+                "vid": vid,
+                "T": T if ok else None,
+                "fps": fps,
+                "duration": duration,
+                "source_fps": 25.0,
+                "source_frames": int(duration * 25),
+                "status": status,
+                "error": None if ok else "cannot decode",
+            }
+        )
+    schema = pa.schema(
+        [
+            ("vid", pa.string()),
+            ("T", pa.int64()),
+            ("fps", pa.float64()),
+            ("duration", pa.float64()),
+            ("source_fps", pa.float64()),
+            ("source_frames", pa.int64()),
+            ("status", pa.string()),
+            ("error", pa.string()),
+        ]
+    )
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "index.parquet")
 
 
@@ -115,8 +153,14 @@ def spatial_tree(tmp: Path) -> tuple[Path, Path]:
     box = [0.1, 0.2, 0.5, 0.6]
     for i in range(4):
         touch(root / COCO / f"img{i}.jpg")
-    images = [image_record(0, "img0.jpg", box), image_record(1, "img1.jpg", box), image_record(2, "img2.jpg", None),
-              image_record(3, "img3.jpg", box), image_record(4, "img_absent.jpg", box), image_record(5, "img0.jpg", [0.0, 0.0, 1.0, 1.0])]
+    images = [
+        image_record(0, "img0.jpg", box),
+        image_record(1, "img1.jpg", box),
+        image_record(2, "img2.jpg", None),
+        image_record(3, "img3.jpg", box),
+        image_record(4, "img_absent.jpg", box),
+        image_record(5, "img0.jpg", [0.0, 0.0, 1.0, 1.0]),
+    ]
     write_special(sj, special_doc("image_refer", "refcoco", "train", images))
 
     mevis = "video_datas/mevis/train/JPEGImages"
@@ -193,12 +237,34 @@ def temporal_tree(tmp: Path, fps: float = 10.0) -> tuple[Path, Path]:
 
     didemo_videos = root / "temporal/didemo/videos"
     touch(didemo_videos / "123@N00_456_abc.mp4")
-    write_features(root / f"clip_features/didemo/{LABEL}/fps{fps:g}", fps, {"123@N00_456_abc": (27.5, feature_count(27.5, fps), "ok", True)})
+    write_features(
+        root / f"clip_features/didemo/{LABEL}/fps{fps:g}",
+        fps,
+        {"123@N00_456_abc": (27.5, feature_count(27.5, fps), "ok", True)},
+    )
     didemo = [
-        {"id": "d1", "video": "123@N00_456_abc.mov", "sentence": "first", "window": [0.0, 10.0], "window_chunks": [0, 1],
-         "annotator_windows": [[0, 1]], "agreement": 1, "tie": False, "num_segments": 6},
-        {"id": "d2", "video": "123@N00_456_abc.mov", "sentence": "last", "window": [25.0, 30.0], "window_chunks": [5, 5],
-         "annotator_windows": [[5, 5]], "agreement": 1, "tie": False, "num_segments": 6},
+        {
+            "id": "d1",
+            "video": "123@N00_456_abc.mov",
+            "sentence": "first",
+            "window": [0.0, 10.0],
+            "window_chunks": [0, 1],
+            "annotator_windows": [[0, 1]],
+            "agreement": 1,
+            "tie": False,
+            "num_segments": 6,
+        },
+        {
+            "id": "d2",
+            "video": "123@N00_456_abc.mov",
+            "sentence": "last",
+            "window": [25.0, 30.0],
+            "window_chunks": [5, 5],
+            "annotator_windows": [[5, 5]],
+            "agreement": 1,
+            "tie": False,
+            "num_segments": 6,
+        },
     ]
     write_special(sj, special_doc("didemo", "didemo", "test", didemo))
     return sj, root
@@ -312,7 +378,9 @@ def test_special_json_breaking_its_schema_is_fatal_and_named(tmp_path: Path) -> 
     ],
 )
 @pytest.mark.parametrize("fast", [True, False], ids=["fastjsonschema", "jsonschema_only"])
-def test_per_frame_lists_are_checked_like_the_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mutate, where: str, fast: bool) -> None:
+def test_per_frame_lists_are_checked_like_the_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mutate, where: str, fast: bool
+) -> None:
     """The per-frame check rejects what jsonschema rejects (and a box count that is not the frame count)."""
     from sa2va_st.annotations.special_jsons import load_schemas
     from sa2va_st.manifests import common
@@ -394,7 +462,11 @@ def test_temporal_reasons_are_counted_and_windows_mapped(tmp_path: Path) -> None
     entry = split_entry(report, "charades", "train")
     assert entry["rows_in"] == 16 and entry["kept"] == 8
     assert entry["dropped"]["by_reason"] == {
-        "missing_video": 1, "missing_features": 3, "features_short": 1, "zero_length_window": 1, "window_after_end": 2,
+        "missing_video": 1,
+        "missing_features": 3,
+        "features_short": 1,
+        "zero_length_window": 1,
+        "window_after_end": 2,
     }
     assert entry["clipped"] == {"rows": 3, "by_reason": {"reordered": 2, "clipped_end": 2}}
     details = {x["id"]: x["detail"] for x in entry["examples"]["missing_features"]}
@@ -500,7 +572,12 @@ def test_index_rule_examples() -> None:
     assert a.tolist() == [11, 0, 3, 20, 0] and b.tolist() == [22, 0, 6, 20, 0]
     a, b = window_indices([9.99], [10.0], 10, [100])  # clamped to T - 1
     assert (a.tolist(), b.tolist()) == ([99], [99])
-    assert feature_id("x.mov") == "x" and feature_id("AO8RW") == "AO8RW" and feature_id("a.b.MP4") == "a.b" and feature_id(".mp4") == ".mp4"
+    assert (
+        feature_id("x.mov") == "x"
+        and feature_id("AO8RW") == "AO8RW"
+        and feature_id("a.b.MP4") == "a.b"
+        and feature_id(".mp4") == ".mp4"
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -582,7 +659,10 @@ def test_report_json_matches_schema_and_markdown_is_readable(tmp_path: Path) -> 
             assert (folder / s["manifest"]).is_file()
     md = (folder / "report.md").read_text()
     assert "| charades | train | 16 | 8 | 3 | 8 | `charades/train.parquet` |" in md
-    assert "| dataset | split | missing_video | missing_features | features_short | zero_length_window | window_after_end |" in md
+    assert (
+        "| dataset | split | missing_video | missing_features | features_short | zero_length_window | window_after_end |"
+        in md
+    )
     assert "| charades | train | 1 | 3 | 1 | 1 | 2 |" in md
     assert "| charades | train | 2 | 2 |" in md  # clipped: reordered, clipped_end
     assert "`novideo`" in md and "fps: 10" in md
@@ -592,28 +672,78 @@ def test_report_json_matches_schema_and_markdown_is_readable(tmp_path: Path) -> 
 
 
 def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "scripts/build_manifests.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts/build_manifests.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_script_builds_and_reports_errors_cleanly(tmp_path: Path) -> None:
     sj, root = temporal_tree(tmp_path)
     spatial_tree(tmp_path / "s")
-    done = run_script("temporal", "--special-jsons", "special_jsons", "--data-root", "data", "--out-dir", "results/manifests",
-                      "--features-label", LABEL, "--fps", "10", cwd=tmp_path)
+    done = run_script(
+        "temporal",
+        "--special-jsons",
+        "special_jsons",
+        "--data-root",
+        "data",
+        "--out-dir",
+        "results/manifests",
+        "--features-label",
+        LABEL,
+        "--fps",
+        "10",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / f"results/manifests/temporal/{LABEL}/fps10/report.md").is_file()
-    done = run_script("spatial", "--special-jsons", "special_jsons", "--data-root", "data", "--out-dir", "out", cwd=tmp_path / "s")
+    done = run_script(
+        "spatial", "--special-jsons", "special_jsons", "--data-root", "data", "--out-dir", "out", cwd=tmp_path / "s"
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "s/out/spatial/report.json").is_file()
 
     moved = tmp_path / "elsewhere"
     shutil.move(root / f"clip_features/charades/{LABEL}/fps10", moved)
-    done = run_script("temporal", "--special-jsons", "special_jsons", "--data-root", "data", "--out-dir", "o2",
-                      "--features-label", LABEL, "--fps", "10", cwd=tmp_path)
-    assert done.returncode == 1 and "ManifestError" in done.stderr and f"clip_features/charades/{LABEL}/fps10" in done.stderr
+    done = run_script(
+        "temporal",
+        "--special-jsons",
+        "special_jsons",
+        "--data-root",
+        "data",
+        "--out-dir",
+        "o2",
+        "--features-label",
+        LABEL,
+        "--fps",
+        "10",
+        cwd=tmp_path,
+    )
+    assert (
+        done.returncode == 1
+        and "ManifestError" in done.stderr
+        and f"clip_features/charades/{LABEL}/fps10" in done.stderr
+    )
     assert "Traceback" not in done.stderr
-    done = run_script("temporal", "--special-jsons", "special_jsons", "--data-root", "data", "--out-dir", "o2",
-                      "--features-label", LABEL, "--fps", "10", "--features", f"charades={moved}", cwd=tmp_path)
+    done = run_script(
+        "temporal",
+        "--special-jsons",
+        "special_jsons",
+        "--data-root",
+        "data",
+        "--out-dir",
+        "o2",
+        "--features-label",
+        LABEL,
+        "--fps",
+        "10",
+        "--features",
+        f"charades={moved}",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     row = read(tmp_path / f"o2/temporal/{LABEL}/fps10/charades/train.parquet").to_pylist()[0]
     assert row["features_path"] == f"{moved.as_posix()}/ok.npy"
@@ -676,8 +806,12 @@ def test_manifests_of_a_generated_synthetic_tree(tmp_path: Path) -> None:
     folder = tmp_path / f"manifests/temporal/{LABEL}/fps10"
     rows = [r for split in ("train", "test") for r in read(folder / f"charades/{split}.parquet").to_pylist()]
     for flaw in flaws:
-        (row,) = [r for r in rows if r["vid"] == flaw["video_id"] and r["window_as_written_start"] == flaw["written"][0]]
-        assert math.isclose(row["start_s"], flaw["true"][0]) and math.isclose(row["end_s"], flaw["true"][1], abs_tol=1e-3)
+        (row,) = [
+            r for r in rows if r["vid"] == flaw["video_id"] and r["window_as_written_start"] == flaw["written"][0]
+        ]
+        assert math.isclose(row["start_s"], flaw["true"][0]) and math.isclose(
+            row["end_s"], flaw["true"][1], abs_tol=1e-3
+        )
         assert math.isclose(row["duration"], flaw["duration"], abs_tol=1e-3)
     for r in rows:
         assert np.load(r["features_path"], mmap_mode="r").shape[0] == r["num_features"]

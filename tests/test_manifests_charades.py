@@ -60,7 +60,7 @@ def charades_tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
         lines = []
         for line in (CHARADES / f"charades_{split}_release.jsonl").read_text().splitlines():
             q = json.loads(line)
-            (start, end), = q["relevant_windows"]
+            ((start, end),) = q["relevant_windows"]
             lines.append(f"{q['vid']} {start} {end}##{q['query']}")
             durations[q["vid"]] = max(durations.get(q["vid"], 0.0), float(q["duration"]))
         (annotations / f"charades_sta_{split}.txt").write_text("\n".join(lines) + "\n")
@@ -77,14 +77,33 @@ def charades_tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
 def write_features(root: Path, durations: dict[str, float], fps: float, label: str) -> None:
     folder = root / f"clip_features/charades/{label}/fps{fps:g}"
     folder.mkdir(parents=True)
-    rows = {"vid": [], "T": [], "fps": [], "duration": [], "source_fps": [], "source_frames": [], "status": [], "error": []}
+    rows = {
+        "vid": [],
+        "T": [],
+        "fps": [],
+        "duration": [],
+        "source_fps": [],
+        "source_frames": [],
+        "status": [],
+        "error": [],
+    }
     for vid, duration in sorted(durations.items()):
         T = feature_count(duration, fps)
         (folder / f"{vid}.npy").write_bytes(npy_bytes(T))
         for key, value in zip(rows, (vid, T, fps, duration, 30.0, round(duration * 30), "ok", None)):
             rows[key].append(value)
-    schema = pa.schema([("vid", pa.string()), ("T", pa.int64()), ("fps", pa.float64()), ("duration", pa.float64()),
-                        ("source_fps", pa.float64()), ("source_frames", pa.int64()), ("status", pa.string()), ("error", pa.string())])
+    schema = pa.schema(
+        [
+            ("vid", pa.string()),
+            ("T", pa.int64()),
+            ("fps", pa.float64()),
+            ("duration", pa.float64()),
+            ("source_fps", pa.float64()),
+            ("source_frames", pa.int64()),
+            ("status", pa.string()),
+            ("error", pa.string()),
+        ]
+    )
     pq.write_table(pa.table(rows, schema=schema), folder / "index.parquet")
 
 
@@ -106,7 +125,9 @@ def test_real_charades_sta_manifests(charades_tree, fps: float, shrink: float) -
     started = time.perf_counter()
     report = build_temporal_manifests(base / "special_jsons", root, label, fps, out, datasets=["charades"])
     elapsed = time.perf_counter() - started
-    print(f"\nreal Charades-STA manifests at fps {fps:g} (durations x{shrink:g}): {elapsed:.2f} s; totals {report['totals']}")
+    print(
+        f"\nreal Charades-STA manifests at fps {fps:g} (durations x{shrink:g}): {elapsed:.2f} s; totals {report['totals']}"
+    )
 
     for split, count in SPLITS.items():
         s = report["datasets"]["charades"]["splits"][split]
@@ -116,7 +137,9 @@ def test_real_charades_sta_manifests(charades_tree, fps: float, shrink: float) -
         # everything is present: only the annotations' own flaws can drop a query
         assert s["dropped"]["by_reason"]["missing_video"] == s["dropped"]["by_reason"]["missing_features"] == 0
         assert s["dropped"]["by_reason"]["features_short"] == 0
-        print(f"  {split}: {s['rows_in']} in, {s['kept']} kept, clipped {s['clipped']['by_reason']}, dropped {s['dropped']['by_reason']}")
+        print(
+            f"  {split}: {s['rows_in']} in, {s['kept']} kept, clipped {s['clipped']['by_reason']}, dropped {s['dropped']['by_reason']}"
+        )
 
         if shrink == 1.0:  # the JSONL windows are already ordered and inside the stated durations
             assert s["kept"] == count and s["clipped"]["rows"] == 0
@@ -124,8 +147,13 @@ def test_real_charades_sta_manifests(charades_tree, fps: float, shrink: float) -
             assert s["clipped"]["by_reason"]["clipped_end"] > 0 and s["dropped"]["by_reason"]["window_after_end"] > 0
         table = pq.read_table(out / f"temporal/{label}/fps{fps:g}/charades/{split}.parquet")
         assert table.num_rows == s["kept"]
-        c = {name: table.column(name).to_numpy() for name in ("start_s", "end_s", "start_idx", "end_idx", "num_features", "duration")}
-        start, end, i, j, T, duration = (c[k] for k in ("start_s", "end_s", "start_idx", "end_idx", "num_features", "duration"))
+        c = {
+            name: table.column(name).to_numpy()
+            for name in ("start_s", "end_s", "start_idx", "end_idx", "num_features", "duration")
+        }
+        start, end, i, j, T, duration = (
+            c[k] for k in ("start_s", "end_s", "start_idx", "end_idx", "num_features", "duration")
+        )
         tol = 1e-6 / fps
         assert np.all((0 <= start) & (start < end) & (end <= duration))
         assert np.all((0 <= i) & (i <= j) & (j <= T - 1))
@@ -137,4 +165,6 @@ def test_real_charades_sta_manifests(charades_tree, fps: float, shrink: float) -
         assert set(table.column("fix").to_pylist()) <= {"", "reordered", "clipped_end", "reordered+clipped_end"}
         written_end = table.column("window_as_written_end").to_numpy()
         clipped = np.char.find(table.column("fix").to_numpy().astype(str), "clipped_end") >= 0
-        assert np.array_equal(clipped, np.maximum(written_end, table.column("window_as_written_start").to_numpy()) > duration)
+        assert np.array_equal(
+            clipped, np.maximum(written_end, table.column("window_as_written_start").to_numpy()) > duration
+        )

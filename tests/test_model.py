@@ -74,8 +74,10 @@ def image_item(seed: int = 0, sentences=("the red circle", "a blue square")) -> 
 def video_item(seed: int = 0, n: int = 6) -> dict:
     g = torch.Generator().manual_seed(100 + seed)
     rng = np.random.default_rng(100 + seed)
-    boxes = [None if rng.random() < 0.3 else np.sort(rng.random(4).reshape(2, 2), axis=0).T.reshape(-1).tolist()
-             for _ in range(n)]
+    boxes = [
+        None if rng.random() < 0.3 else np.sort(rng.random(4).reshape(2, 2), axis=0).T.reshape(-1).tolist()
+        for _ in range(n)
+    ]
     return {
         "task": VIDEO_GROUNDING,
         "frames": torch.randint(0, 256, (n, 3, 40, 56), dtype=torch.uint8, generator=g),
@@ -110,8 +112,14 @@ def test_tiny_folder_is_a_hub_layout_checkpoint(tiny_dir, tmp_path):
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     names = {p.name for p in tiny_dir.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-            "processor_config.json", "generation_config.json"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "processor_config.json",
+        "generation_config.json",
+    } <= names
     assert AutoConfig.from_pretrained(tiny_dir).model_type == "internvl"
     processor = AutoProcessor.from_pretrained(tiny_dir)
     assert type(processor).__name__ == "InternVLProcessor"
@@ -136,7 +144,9 @@ def test_a_local_folder_loads_offline_and_a_missing_one_is_named(tiny_dir, tmp_p
     config = tiny_model_config(tiny_dir)
     assert config.hub_kwargs() == {"revision": None, "local_files_only": True}
     assert Sa2vaSTConfig(vlm="OpenGVLab/InternVL3_5-4B-HF", revision="abc").hub_kwargs() == {
-        "revision": "abc", "local_files_only": False}
+        "revision": "abc",
+        "local_files_only": False,
+    }
     with pytest.raises(ModelError) as error:
         Sa2vaSTConfig(vlm=str(tmp_path / "nowhere")).source()
     assert error.value.key == "model.vlm" and "nowhere" in str(error.value)
@@ -162,7 +172,9 @@ def test_special_tokens_are_added_in_upstream_order_with_mean_rows(model, tiny_d
     assert torch.allclose(embed[ids[0]], mean, atol=1e-6) and torch.allclose(embed[ids[-1]], mean, atol=1e-6)
     # a special token is one token, never split
     assert model.tokenizer.encode("<frame_4><frame_2>", add_special_tokens=False) == [
-        model.tokenizer.convert_tokens_to_ids(FRAME_TOKENS[4]), model.tokenizer.convert_tokens_to_ids(FRAME_TOKENS[2])]
+        model.tokenizer.convert_tokens_to_ids(FRAME_TOKENS[4]),
+        model.tokenizer.convert_tokens_to_ids(FRAME_TOKENS[2]),
+    ]
 
 
 def test_a_padded_vocabulary_keeps_its_size_and_new_tokens_take_unused_rows(tiny_dir):
@@ -194,8 +206,10 @@ def test_trainable_set_is_exactly_what_the_config_says(model, tiny_dir, train):
     m = model if train == TrainSettings() else build(tiny_dir, train=train)
     trainable = set(m.trainable_parameters())
     counts = m.parameter_counts()
-    print(f"\n{train}: trainable {counts['trainable']:,} of {counts['total']:,} "
-          + ", ".join(f"{k} {counts[k]:,}" for k in ("lora", "projector", "embeddings", "lm_head", "temporal_projector")))
+    print(
+        f"\n{train}: trainable {counts['trainable']:,} of {counts['total']:,} "
+        + ", ".join(f"{k} {counts[k]:,}" for k in ("lora", "projector", "embeddings", "lm_head", "temporal_projector"))
+    )
     assert trainable == m.expected_trainable_names()
     groups = {part: {n for n, _ in params} for part, params in m._trainable_groups().items()}
     for part, names in groups.items():
@@ -266,7 +280,9 @@ def test_temporal_tokens_land_at_the_placeholders(model):
     batch = model.processor([image_item(0)])
     with torch.no_grad():
         embeds = model.embed_inputs(batch["input_ids"], batch["pixel_values"])
-        feats = model.internvl.model.get_image_features(pixel_values=batch["pixel_values"], return_dict=True).pooler_output
+        feats = model.internvl.model.get_image_features(
+            pixel_values=batch["pixel_values"], return_dict=True
+        ).pooler_output
     slots = batch["input_ids"] == model.processor.image_token_id
     assert torch.equal(embeds[slots], feats.reshape(-1, feats.shape[-1]))
 
@@ -296,29 +312,88 @@ def test_a_collated_dataset_batch_is_accepted(model, tmp_path):
     box = pa.list_(pa.field("element", pa.float64()), 4)
     image_path = tmp_path / "img.jpg"
     Image.new("RGB", (40, 30), (200, 30, 30)).save(image_path)
-    rows = [dict(id=f"r{k}", dataset="refcoco", split="train", image_id=1, image_path=str(image_path), width=40,
-                 height=30, ref_id=k, ann_id=k, sentence=f"the red thing {k}", box=[0.1, 0.2, 0.5, 0.6 + k / 10])
-            for k in range(2)]
-    schema = pa.schema([("id", pa.string()), ("dataset", pa.string()), ("split", pa.string()),
-                        ("image_id", pa.int64()), ("image_path", pa.string()), ("width", pa.int64()),
-                        ("height", pa.int64()), ("ref_id", pa.int64()), ("ann_id", pa.int64()),
-                        ("sentence", pa.string()), ("box", box)])
+    rows = [
+        dict(
+            id=f"r{k}",
+            dataset="refcoco",
+            split="train",
+            image_id=1,
+            image_path=str(image_path),
+            width=40,
+            height=30,
+            ref_id=k,
+            ann_id=k,
+            sentence=f"the red thing {k}",
+            box=[0.1, 0.2, 0.5, 0.6 + k / 10],
+        )
+        for k in range(2)
+    ]
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("dataset", pa.string()),
+            ("split", pa.string()),
+            ("image_id", pa.int64()),
+            ("image_path", pa.string()),
+            ("width", pa.int64()),
+            ("height", pa.int64()),
+            ("ref_id", pa.int64()),
+            ("ann_id", pa.int64()),
+            ("sentence", pa.string()),
+            ("box", box),
+        ]
+    )
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp_path / "image.parquet")
     np.save(tmp_path / "v.npy", np.random.default_rng(0).standard_normal((130, TINY_CLIP_DIM)).astype(np.float16))
-    trows = [dict(id=f"q{k}", dataset="charades", split="train", video="v", sentence="a red square appears",
-                  video_path="v.mp4", features_path=str(tmp_path / "v.npy"), fps=10.0, num_features=130,
-                  duration=13.0, start_s=1.0 + k, end_s=5.0 + k, start_idx=10 + 10 * k, end_idx=50 + 10 * k)
-             for k in range(2)]
-    tschema = pa.schema([("id", pa.string()), ("dataset", pa.string()), ("split", pa.string()), ("video", pa.string()),
-                         ("sentence", pa.string()), ("video_path", pa.string()), ("features_path", pa.string()),
-                         ("fps", pa.float64()), ("num_features", pa.int64()), ("duration", pa.float64()),
-                         ("start_s", pa.float64()), ("end_s", pa.float64()), ("start_idx", pa.int64()),
-                         ("end_idx", pa.int64())])
+    trows = [
+        dict(
+            id=f"q{k}",
+            dataset="charades",
+            split="train",
+            video="v",
+            sentence="a red square appears",
+            video_path="v.mp4",
+            features_path=str(tmp_path / "v.npy"),
+            fps=10.0,
+            num_features=130,
+            duration=13.0,
+            start_s=1.0 + k,
+            end_s=5.0 + k,
+            start_idx=10 + 10 * k,
+            end_idx=50 + 10 * k,
+        )
+        for k in range(2)
+    ]
+    tschema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("dataset", pa.string()),
+            ("split", pa.string()),
+            ("video", pa.string()),
+            ("sentence", pa.string()),
+            ("video_path", pa.string()),
+            ("features_path", pa.string()),
+            ("fps", pa.float64()),
+            ("num_features", pa.int64()),
+            ("duration", pa.float64()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("start_idx", pa.int64()),
+            ("end_idx", pa.int64()),
+        ]
+    )
     pq.write_table(pa.Table.from_pylist(trows, schema=tschema), tmp_path / "temporal.parquet")
-    mix = ConcatTaskDataset([ImageGroundingDataset(tmp_path / "image.parquet"),
-                             TemporalGroundingDataset(tmp_path / "temporal.parquet", num_positions=N)])
-    loader = DataLoader(mix, batch_sampler=mix.make_sampler(batch_size=1, repeats={"refcoco": 2, "charades": 1}),
-                        collate_fn=collate_keep_lists)
+    mix = ConcatTaskDataset(
+        [
+            ImageGroundingDataset(tmp_path / "image.parquet"),
+            TemporalGroundingDataset(tmp_path / "temporal.parquet", num_positions=N),
+        ]
+    )
+    loader = DataLoader(
+        mix,
+        batch_sampler=mix.make_sampler(batch_size=1, repeats={"refcoco": 2, "charades": 1}),
+        collate_fn=collate_keep_lists,
+    )
     seen = set()
     with torch.no_grad():
         for batch in loader:
@@ -388,7 +463,8 @@ def test_the_overfit_temporal_model_answers_its_windows(trained):
     from sa2va_st.model.inference import ground_window_batch
 
     results, texts = ground_window_batch(
-        m, [(it["features"].numpy(), it["duration"], it["sentence"]) for it in items], return_text=True)
+        m, [(it["features"].numpy(), it["duration"], it["sentence"]) for it in items], return_text=True
+    )
     assert texts == [it["answer"] for it in items]
     assert results[0] == indices_to_window(12, 37, 20.0, N) and results[1] == indices_to_window(70, 99, 20.0, N)
     # a (T, D) table with T != N is sampled at the evaluation rows: here T = 2N, rows 2j or 2j + 1
@@ -416,8 +492,12 @@ def test_save_load_and_export_give_identical_logits(trained, tmp_path):
     # the special tokens survive: same ids, same (trained) embedding rows
     ids = m.tokenizer.convert_tokens_to_ids(list(MODEL_TOKENS))
     assert loaded.tokenizer.convert_tokens_to_ids(list(MODEL_TOKENS)) == ids
-    assert torch.equal(loaded.internvl.get_input_embeddings().weight[ids], m.internvl.get_input_embeddings().weight[ids])
-    assert not torch.equal(m.internvl.get_input_embeddings().weight[ids[0]], m.internvl.get_input_embeddings().weight[ids[5]])
+    assert torch.equal(
+        loaded.internvl.get_input_embeddings().weight[ids], m.internvl.get_input_embeddings().weight[ids]
+    )
+    assert not torch.equal(
+        m.internvl.get_input_embeddings().weight[ids[0]], m.internvl.get_input_embeddings().weight[ids[5]]
+    )
 
     for merge in (False, True):
         out = checkpoint.export(m, tmp_path / f"export-{merge}", merge_lora=merge)
@@ -465,8 +545,11 @@ def test_inference_decodes_answers_and_marks_garbage(model, monkeypatch):
 
     def fake_generate(batch, max_new_tokens=64):
         calls.append((batch["input_ids"].shape[0], max_new_tokens))
-        kinds = ["temporal" if batch["temporal_features"] is not None else
-                 ("video" if batch["pixel_values"].shape[0] > batch["input_ids"].shape[0] else "image")] * batch["input_ids"].shape[0]
+        kinds = [
+            "temporal"
+            if batch["temporal_features"] is not None
+            else ("video" if batch["pixel_values"].shape[0] > batch["input_ids"].shape[0] else "image")
+        ] * batch["input_ids"].shape[0]
         return [canned[k] for k in kinds]
 
     monkeypatch.setattr(model, "generate_text", fake_generate)
@@ -524,14 +607,21 @@ def test_a_hub_id_loads_through_the_same_path_as_the_folder(tiny_dir, model, tmp
         "  'ids': m.tokenizer.convert_tokens_to_ids(['<SPATIAL>', '<TEMPORAL_CONTEXT>'])}))\n"
     )
     with HubServer(tmp_path / "hub") as server:
-        env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf_home"),
-               "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_OFFLINE": "0"}
+        env = {
+            **os.environ,
+            "HF_ENDPOINT": server.url,
+            "HF_HOME": str(tmp_path / "hf_home"),
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "HF_HUB_OFFLINE": "0",
+        }
         env.pop("HF_HUB_CACHE", None)
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     remote = json.loads(result.stdout.strip().splitlines()[-1])
     assert remote["counts"] == model.parameter_counts()
-    assert remote["embed"] == pytest.approx(float(model.internvl.get_input_embeddings().weight.detach().double().sum()), abs=1e-9)
+    assert remote["embed"] == pytest.approx(
+        float(model.internvl.get_input_embeddings().weight.detach().double().sum()), abs=1e-9
+    )
     assert remote["ids"] == model.tokenizer.convert_tokens_to_ids(["<SPATIAL>", "<TEMPORAL_CONTEXT>"])
     assert remote["commit"] and len(remote["commit"]) == 40  # pinned in checkpoints
     assert list((tmp_path / "hf_home").rglob("model.safetensors")), "the weights came through the hub cache"

@@ -35,7 +35,8 @@ def test_a_config_without_a_model_section_gets_the_schema_defaults():
     filled = validate_config(config, SCHEMA)
     assert filled["model"] == validate_config(copy.deepcopy(DEFAULT), SCHEMA)["model"]
     assert Sa2vaSTConfig.from_pipeline_config(filled) == Sa2vaSTConfig.from_pipeline_config(
-        validate_config(copy.deepcopy(DEFAULT), SCHEMA))
+        validate_config(copy.deepcopy(DEFAULT), SCHEMA)
+    )
 
 
 @pytest.mark.parametrize(
@@ -81,8 +82,14 @@ def test_sa2vast_config_names_the_bad_key(data, key):
 
 
 def test_config_round_trips_through_json():
-    config = Sa2vaSTConfig.from_dict({"vlm": "org/x", "lora": {"r": 4, "target_modules": ["q_proj"]},
-                                      "temporal": {"clip_dim": 32, "depth": 0}, "train": {"lm_head": False}})
+    config = Sa2vaSTConfig.from_dict(
+        {
+            "vlm": "org/x",
+            "lora": {"r": 4, "target_modules": ["q_proj"]},
+            "temporal": {"clip_dim": 32, "depth": 0},
+            "train": {"lm_head": False},
+        }
+    )
     assert Sa2vaSTConfig.from_dict(yaml.safe_load(config.to_json())) == config
 
 

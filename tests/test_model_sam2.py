@@ -47,10 +47,11 @@ def random_image(height: int, width: int, seed: int = 0) -> torch.Tensor:
 
 def moving_square(num_frames: int = 5, height: int = 48, width: int = 80) -> torch.Tensor:
     """(T, 3, H, W) uint8: a white square moving right over noise; its box per frame is `square_box(t)`."""
-    frames = torch.randint(0, 60, (num_frames, 3, height, width), dtype=torch.uint8,
-                           generator=torch.Generator().manual_seed(3))
+    frames = torch.randint(
+        0, 60, (num_frames, 3, height, width), dtype=torch.uint8, generator=torch.Generator().manual_seed(3)
+    )
     for t in range(num_frames):
-        frames[t, :, 10:30, 5 + 10 * t: 25 + 10 * t] = 255
+        frames[t, :, 10:30, 5 + 10 * t : 25 + 10 * t] = 255
     return frames
 
 

@@ -36,7 +36,9 @@ MIX = [
 
 def ranks(world_size: int, batch_size: int = 2, seed: int = 0, datasets=MIX, repeats=UPSTREAM_REPEATS):
     return [
-        TaskGroupedBatchSampler(datasets, batch_size=batch_size, world_size=world_size, rank=r, seed=seed, repeats=repeats)
+        TaskGroupedBatchSampler(
+            datasets, batch_size=batch_size, world_size=world_size, rank=r, seed=seed, repeats=repeats
+        )
         for r in range(world_size)
     ]
 
@@ -155,8 +157,12 @@ def test_state_rolls_over_and_position():
 
 def test_load_state_refuses_other_settings():
     state = ranks(1)[0].state_dict(3)
-    for other in (ranks(1, batch_size=3)[0], ranks(1, seed=9)[0], ranks(1, repeats=None)[0],
-                  ranks(1, datasets=MIX[:-1], repeats={k: v for k, v in UPSTREAM_REPEATS.items() if k != "didemo"})[0]):
+    for other in (
+        ranks(1, batch_size=3)[0],
+        ranks(1, seed=9)[0],
+        ranks(1, repeats=None)[0],
+        ranks(1, datasets=MIX[:-1], repeats={k: v for k, v in UPSTREAM_REPEATS.items() if k != "didemo"})[0],
+    ):
         with pytest.raises(SamplerError) as info:
             other.load_state_dict(state)
         assert isinstance(info.value, Sa2vaError) and info.value.fix
@@ -192,8 +198,9 @@ def test_repeats_give_the_expected_counts(world_size):
 def test_upstream_repeats_mevis_listed_once_with_eight():
     assert UPSTREAM_REPEATS["mevis"] == 8
     with pytest.raises(SamplerError, match="more than once"):
-        TaskGroupedBatchSampler([("mevis", VIDEO_GROUNDING, 5, 4), ("mevis", VIDEO_GROUNDING, 5, 4)],
-                                batch_size=1, world_size=1, rank=0)
+        TaskGroupedBatchSampler(
+            [("mevis", VIDEO_GROUNDING, 5, 4), ("mevis", VIDEO_GROUNDING, 5, 4)], batch_size=1, world_size=1, rank=0
+        )
 
 
 def test_fractional_repeat_draws_a_subset():
@@ -227,8 +234,13 @@ def test_index_space_and_dataloader():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(batch_size=0), dict(world_size=0), dict(world_size=2, rank=2), dict(batch_size=1000),
-     dict(repeats={"nope": 2})],
+    [
+        dict(batch_size=0),
+        dict(world_size=0),
+        dict(world_size=2, rank=2),
+        dict(batch_size=1000),
+        dict(repeats={"nope": 2}),
+    ],
 )
 def test_rejects_bad_settings(kwargs):
     args = dict(batch_size=2, world_size=1, rank=0) | kwargs
@@ -237,7 +249,14 @@ def test_rejects_bad_settings(kwargs):
 
 
 def test_rejects_bad_datasets():
-    for bad in ([], [("a", "t", -1)], [("a", "t", 5, -1.0)], [("", "t", 5)], [("a", "t")], [("a", "t", 5, float("nan"))]):
+    for bad in (
+        [],
+        [("a", "t", -1)],
+        [("a", "t", 5, -1.0)],
+        [("", "t", 5)],
+        [("a", "t")],
+        [("a", "t", 5, float("nan"))],
+    ):
         with pytest.raises(SamplerError):
             TaskGroupedBatchSampler(bad, batch_size=1, world_size=1, rank=0)
 

@@ -38,14 +38,29 @@ def served(tmp_path: Path) -> Path:
 
 def fetch(spec: dict, name: str, tmp_path: Path) -> dict:
     marker = tmp_path / "datasets" / ".sources" / f"{name}.json"
-    return fetch_source(SourceSpec.from_config(name, spec), tmp_path / "datasets", tmp_path / "downloads", marker, NO_RESERVE)
+    return fetch_source(
+        SourceSpec.from_config(name, spec), tmp_path / "datasets", tmp_path / "downloads", marker, NO_RESERVE
+    )
 
 
 def test_url_files_and_video_archive(tmp_path, served):
     with HubServer(served) as server:
         base = f"{server.url}/static/charades"
-        fetch({"kind": "url", "urls": [f"{base}/charades_sta_train.txt"], "dest": "temporal/Charades/annotations"}, "sta", tmp_path)
-        marker = fetch({"kind": "url", "urls": [f"{base}/Charades_v1_480.zip"], "layout": "videos", "dest": "temporal/Charades/videos"}, "videos", tmp_path)
+        fetch(
+            {"kind": "url", "urls": [f"{base}/charades_sta_train.txt"], "dest": "temporal/Charades/annotations"},
+            "sta",
+            tmp_path,
+        )
+        marker = fetch(
+            {
+                "kind": "url",
+                "urls": [f"{base}/Charades_v1_480.zip"],
+                "layout": "videos",
+                "dest": "temporal/Charades/videos",
+            },
+            "videos",
+            tmp_path,
+        )
     root = tmp_path / "datasets"
     assert (root / "temporal/Charades/annotations/charades_sta_train.txt").read_text().startswith("AB12C")
     assert sorted(p.name for p in (root / "temporal/Charades/videos").iterdir()) == ["AB12C.mp4", "ZZ99Z.mp4"]
@@ -54,7 +69,12 @@ def test_url_files_and_video_archive(tmp_path, served):
 
 def test_url_sha256_mismatch_is_refused(tmp_path, served):
     with HubServer(served) as server:
-        spec = {"kind": "url", "urls": [f"{server.url}/static/charades/charades_sta_train.txt"], "dest": "a", "sha256": {"charades_sta_train.txt": "0" * 64}}
+        spec = {
+            "kind": "url",
+            "urls": [f"{server.url}/static/charades/charades_sta_train.txt"],
+            "dest": "a",
+            "sha256": {"charades_sta_train.txt": "0" * 64},
+        }
         with pytest.raises(DownloadError, match="sha256"):
             fetch(spec, "sta", tmp_path)
     assert not (tmp_path / "datasets" / "a").exists()
@@ -73,14 +93,28 @@ def test_resumable_transfer_continues_a_partial_file(tmp_path, served):
 
 def test_hf_source_uses_the_hub_client(tmp_path, served):
     with HubServer(served) as server:
-        spec = {"kind": "hf", "endpoint": server.url, "repo_id": "synthetic/anno", "files": ["train_data.json"], "dest": "temporal/didemo/annotations"}
+        spec = {
+            "kind": "hf",
+            "endpoint": server.url,
+            "repo_id": "synthetic/anno",
+            "files": ["train_data.json"],
+            "dest": "temporal/didemo/annotations",
+        }
         fetch(spec, "didemo_annotations", tmp_path)
         assert any("/resolve/" in r["path"] for r in server.requests)
-    assert json.loads((tmp_path / "datasets/temporal/didemo/annotations/train_data.json").read_text()) == [{"annotation_id": 1}]
+    assert json.loads((tmp_path / "datasets/temporal/didemo/annotations/train_data.json").read_text()) == [
+        {"annotation_id": 1}
+    ]
 
 
 def test_missing_local_source_prints_its_instructions(tmp_path):
-    spec = {"kind": "local", "path": None, "layout": "detect", "dest": "video_datas/ReVOS", "instructions": "Fetch ReVOS from the VISA project."}
+    spec = {
+        "kind": "local",
+        "path": None,
+        "layout": "detect",
+        "dest": "video_datas/ReVOS",
+        "instructions": "Fetch ReVOS from the VISA project.",
+    }
     with pytest.raises(SourceError) as error:
         fetch(spec, "revos", tmp_path)
     message = str(error.value)

@@ -33,7 +33,9 @@ def demo_run(tmp_path_factory):
 
 def test_prepare_data_succeeds_and_lays_out_the_tree(demo_run):
     demo_dir, _port, status, _requests = demo_run
-    logs = {str(p.relative_to(demo_dir)): p.read_text()[-2000:] for p in (demo_dir / "results" / "logs").glob("**/*.log")}
+    logs = {
+        str(p.relative_to(demo_dir)): p.read_text()[-2000:] for p in (demo_dir / "results" / "logs").glob("**/*.log")
+    }
     assert status == 0, logs
     root = demo_dir / "datasets"
     expected = [
@@ -103,7 +105,9 @@ def test_features_cover_every_video(demo_run):
         folder = demo_dir / "datasets" / "clip_features" / dataset / "tiny-vit_tiny_clip" / "fps10"
         index = pd.read_parquet(folder / "index.parquet")
         videos = [v for v in world["videos"] if v["dataset"] == dataset]
-        assert sorted(index["vid"]) == sorted(v["video_id"] if dataset == "charades" else Path(v["path"]).stem for v in videos)
+        assert sorted(index["vid"]) == sorted(
+            v["video_id"] if dataset == "charades" else Path(v["path"]).stem for v in videos
+        )
         assert (index["status"] == "ok").all()
         for row in index.itertuples():
             features = np.load(folder / f"{row.vid}.npy")
@@ -134,7 +138,14 @@ def test_special_jsons_cover_all_eight_datasets(demo_run):
         assert list((demo_dir / "special_jsons" / name).glob("*.json")), name
 
 
-SPATIAL = {"refcoco": "image", "refcoco+": "image", "refcocog": "image", "mevis": "video", "rvos": "video", "revos": "video"}
+SPATIAL = {
+    "refcoco": "image",
+    "refcoco+": "image",
+    "refcocog": "image",
+    "mevis": "video",
+    "rvos": "video",
+    "revos": "video",
+}
 TEMPORAL = ("charades", "didemo")
 
 
@@ -151,11 +162,17 @@ def test_manifests_cover_all_eight_datasets_and_load_as_training_samples(demo_ru
     for report in (spatial, temporal):
         for name, entry in report["datasets"].items():
             for split, counts in entry["splits"].items():
-                assert counts["rows_in"] == counts["kept"] + counts["dropped"]["rows"] == counts["kept"] + sum(counts["dropped"]["by_reason"].values()), (name, split)
+                assert (
+                    counts["rows_in"]
+                    == counts["kept"] + counts["dropped"]["rows"]
+                    == counts["kept"] + sum(counts["dropped"]["by_reason"].values())
+                ), (name, split)
                 assert counts["kept"] > 0, (name, split)
     kinds = {"image": ImageGroundingDataset, "video": VideoGroundingDataset}
     for name, kind in SPATIAL.items():
-        dataset = kinds[kind](sorted((manifests / "spatial" / name).glob("*.parquet")), root=demo_dir, check_files=True, train=False)
+        dataset = kinds[kind](
+            sorted((manifests / "spatial" / name).glob("*.parquet")), root=demo_dir, check_files=True, train=False
+        )
         item = dataset[len(dataset) - 1]
         assert item["dataset"] == name and item["task"] == f"{kind}_grounding"
     for name in TEMPORAL:
@@ -187,8 +204,12 @@ def test_demo_config_builds_the_tiny_model_from_its_folders(demo_run, monkeypatc
     demo_dir, *_ = demo_run
     monkeypatch.chdir(demo_dir)  # the config's paths are relative to the run directory, as in snakemake
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    config = validate_config(yaml.safe_load(Path("config.yaml").read_text()), REPO / "workflow" / "schemas" / "config.schema.yaml")
+    config = validate_config(
+        yaml.safe_load(Path("config.yaml").read_text()), REPO / "workflow" / "schemas" / "config.schema.yaml"
+    )
     model = Sa2vaSTModel.from_config(Sa2vaSTConfig.from_pipeline_config(config))
-    assert 0 < sum(p.numel() for p in model.parameters() if p.requires_grad) < sum(p.numel() for p in model.parameters())
+    assert (
+        0 < sum(p.numel() for p in model.parameters() if p.requires_grad) < sum(p.numel() for p in model.parameters())
+    )
     segmenter = load_sam2(config["model"]["sam2"])
     assert not any(p.requires_grad for p in segmenter.image_model.parameters())

@@ -31,4 +31,6 @@ def add_extract_limit_options(parser) -> None:
 def extract_limits(args):
     from .data.archives import ExtractLimits
 
-    return ExtractLimits(max_members=args.max_members, max_total_bytes=args.max_total_bytes, reserve_bytes=args.reserve_bytes)
+    return ExtractLimits(
+        max_members=args.max_members, max_total_bytes=args.max_total_bytes, reserve_bytes=args.reserve_bytes
+    )

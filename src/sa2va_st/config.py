@@ -63,7 +63,9 @@ def validate_config(config: dict[str, Any], schema_path: str | Path, source: str
     """Fill defaults, then raise ConfigError naming the first wrong key (all problems listed), else return the config."""
     schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(
+        validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
+    )
     if not errors:
         references = _check_references(config)
         if references:

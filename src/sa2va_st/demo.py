@@ -89,13 +89,16 @@ def run_demo(repo: Path, demo_dir: Path, port: int, snakemake_args: list[str], o
     if not (tiny_sam2 / "config.json").exists():
         save_tiny_sam2(tiny_sam2, seed=DEMO_SEED)
     base = yaml.safe_load((repo / "config.yaml").read_text())
-    text = yaml.safe_dump(demo_config(
-        base,
-        port,
-        tiny_clip=str(tiny_clip.relative_to(demo_dir)),
-        tiny_vlm=str(tiny_vlm.relative_to(demo_dir)),
-        tiny_sam2=str(tiny_sam2.relative_to(demo_dir)),
-    ), sort_keys=False)
+    text = yaml.safe_dump(
+        demo_config(
+            base,
+            port,
+            tiny_clip=str(tiny_clip.relative_to(demo_dir)),
+            tiny_vlm=str(tiny_vlm.relative_to(demo_dir)),
+            tiny_sam2=str(tiny_sam2.relative_to(demo_dir)),
+        ),
+        sort_keys=False,
+    )
     config_path = demo_dir / "config.yaml"
     if not config_path.exists() or config_path.read_text() != text:
         atomic_write_text(config_path, text)

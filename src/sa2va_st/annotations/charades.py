@@ -56,16 +56,28 @@ def read_charades_text(path: Path, split: str, videos: Collection[str] | None = 
             blank += 1
             continue
         if "##" not in line:
-            raise AnnotationError(f"line {number} has no '##' between the window and the sentence: {line[:80]!r}", file=str(path), key=f"line {number}", fix=TEXT_FIX)
+            raise AnnotationError(
+                f"line {number} has no '##' between the window and the sentence: {line[:80]!r}",
+                file=str(path),
+                key=f"line {number}",
+                fix=TEXT_FIX,
+            )
         head, sentence = line.split("##", 1)
         fields = head.split()
         if len(fields) != 3:
-            raise AnnotationError(f"line {number} has {len(fields)} fields before '##', expected VID START END: {head[:80]!r}", file=str(path), key=f"line {number}", fix=TEXT_FIX)
+            raise AnnotationError(
+                f"line {number} has {len(fields)} fields before '##', expected VID START END: {head[:80]!r}",
+                file=str(path),
+                key=f"line {number}",
+                fix=TEXT_FIX,
+            )
         video, start_text, end_text = fields
         start, end = (parse_seconds(text, path, number) for text in (start_text, end_text))
         sentence = sentence.strip()
         if not sentence:
-            raise AnnotationError(f"line {number} has an empty sentence", file=str(path), key=f"line {number}", fix=TEXT_FIX)
+            raise AnnotationError(
+                f"line {number} has an empty sentence", file=str(path), key=f"line {number}", fix=TEXT_FIX
+            )
         check_video(video, videos, path, f"line {number}")
         records.append(CharadesQuery(f"{split}-L{number}", video, sentence, window(start, end), number, None))
     return CharadesSplit(split, path, "text", records, charades_counts(records, blank))
@@ -84,22 +96,41 @@ def read_charades_jsonl(path: Path, split: str, videos: Collection[str] | None =
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as error:
-            raise AnnotationError(f"line {number} is not JSON ({error})", file=str(path), key=where, fix=JSONL_FIX) from None
+            raise AnnotationError(
+                f"line {number} is not JSON ({error})", file=str(path), key=where, fix=JSONL_FIX
+            ) from None
         if not isinstance(entry, dict):
-            raise AnnotationError(f"line {number} is a {type_name(entry)}, expected an object", file=str(path), key=where, fix=JSONL_FIX)
+            raise AnnotationError(
+                f"line {number} is a {type_name(entry)}, expected an object", file=str(path), key=where, fix=JSONL_FIX
+            )
         for key in ("qid", "query", "vid", "relevant_windows"):
             if key not in entry:
-                raise AnnotationError(f"line {number} lacks '{key}'", file=str(path), key=f"{where}.{key}", fix=JSONL_FIX)
-        qid = str(as_int(entry["qid"], file=path, key=f"{where}.qid")) if not isinstance(entry["qid"], str) else entry["qid"]
+                raise AnnotationError(
+                    f"line {number} lacks '{key}'", file=str(path), key=f"{where}.{key}", fix=JSONL_FIX
+                )
+        qid = (
+            str(as_int(entry["qid"], file=path, key=f"{where}.qid"))
+            if not isinstance(entry["qid"], str)
+            else entry["qid"]
+        )
         if qid in qids:
-            raise AnnotationError(f"qid {qid} appears twice", file=str(path), key=f"{where}.qid", fix="give every query its own qid")
+            raise AnnotationError(
+                f"qid {qid} appears twice", file=str(path), key=f"{where}.qid", fix="give every query its own qid"
+            )
         qids.add(qid)
         video, sentence = entry["vid"], entry["query"]
         for key, value in (("vid", video), ("query", sentence)):
             if not isinstance(value, str) or not value.strip():
-                raise AnnotationError(f"'{key}' must be a non-empty string, got {value!r}", file=str(path), key=f"{where}.{key}", fix=JSONL_FIX)
+                raise AnnotationError(
+                    f"'{key}' must be a non-empty string, got {value!r}",
+                    file=str(path),
+                    key=f"{where}.{key}",
+                    fix=JSONL_FIX,
+                )
         windows = entry["relevant_windows"]
-        if not (isinstance(windows, list) and len(windows) == 1 and isinstance(windows[0], list) and len(windows[0]) == 2):
+        if not (
+            isinstance(windows, list) and len(windows) == 1 and isinstance(windows[0], list) and len(windows[0]) == 2
+        ):
             raise AnnotationError(
                 f"'relevant_windows' must hold exactly one [start, end] (Charades-STA has one window per query), got {windows!r}",
                 file=str(path),
@@ -125,9 +156,15 @@ def read_lines(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        raise AnnotationError(f"{path.name} does not exist", file=str(path), fix="re-run the step that fetches the Charades-STA annotations") from None
+        raise AnnotationError(
+            f"{path.name} does not exist",
+            file=str(path),
+            fix="re-run the step that fetches the Charades-STA annotations",
+        ) from None
     except UnicodeDecodeError as error:
-        raise AnnotationError(f"{path.name} is not UTF-8 text ({error})", file=str(path), fix="download the annotation file again") from None
+        raise AnnotationError(
+            f"{path.name} is not UTF-8 text ({error})", file=str(path), fix="download the annotation file again"
+        ) from None
 
 
 def parse_seconds(text: str, path: Path, number: int) -> float:
@@ -136,7 +173,12 @@ def parse_seconds(text: str, path: Path, number: int) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise AnnotationError(f"line {number}: {text!r} is not a time in seconds (a number >= 0)", file=str(path), key=f"line {number}", fix=TEXT_FIX)
+        raise AnnotationError(
+            f"line {number}: {text!r} is not a time in seconds (a number >= 0)",
+            file=str(path),
+            key=f"line {number}",
+            fix=TEXT_FIX,
+        )
     return value
 
 

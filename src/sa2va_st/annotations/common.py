@@ -45,7 +45,9 @@ def load_json(path: Path) -> Any:
         with open(path, "rb") as handle, gc_paused():
             return json.load(handle)
     except FileNotFoundError:
-        raise AnnotationError(f"{path.name} does not exist", file=str(path), fix="re-run the unpack/layout step that places it") from None
+        raise AnnotationError(
+            f"{path.name} does not exist", file=str(path), fix="re-run the unpack/layout step that places it"
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise AnnotationError(
             f"{path.name} is not valid JSON ({error})",
@@ -65,8 +67,19 @@ def load_pickle(path: Path) -> Any:
     except UnsafePickleError:
         raise
     except FileNotFoundError:
-        raise AnnotationError(f"{path.name} does not exist", file=str(path), fix="re-run the unpack/layout step that places it") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, UnicodeDecodeError) as error:
+        raise AnnotationError(
+            f"{path.name} does not exist", file=str(path), fix="re-run the unpack/layout step that places it"
+        ) from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        AttributeError,
+        UnicodeDecodeError,
+    ) as error:
         raise AnnotationError(
             f"{path.name} is not a readable pickle ({type(error).__name__}: {error})",
             file=str(path),
@@ -83,13 +96,22 @@ def type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def require(mapping: Any, key: str, kind: type | tuple[type, ...], *, file: Path, where: str, fix: str | None = None) -> Any:
+def require(
+    mapping: Any, key: str, kind: type | tuple[type, ...], *, file: Path, where: str, fix: str | None = None
+) -> Any:
     """mapping[key], checked to be a `kind`; AnnotationError naming `where.key` otherwise."""
     location = f"{where}.{key}" if where else key
     if not isinstance(mapping, Mapping):
-        raise AnnotationError(f"{where or 'the top level'} is a {type_name(mapping)}, expected an object", file=str(file), key=where or None, fix=fix)
+        raise AnnotationError(
+            f"{where or 'the top level'} is a {type_name(mapping)}, expected an object",
+            file=str(file),
+            key=where or None,
+            fix=fix,
+        )
     if key not in mapping:
-        raise AnnotationError(f"missing key '{key}'", file=str(file), key=location, fix=fix or "the file is not in the released format")
+        raise AnnotationError(
+            f"missing key '{key}'", file=str(file), key=location, fix=fix or "the file is not in the released format"
+        )
     value = mapping[key]
     if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
         raise AnnotationError(
@@ -104,14 +126,19 @@ def require(mapping: Any, key: str, kind: type | tuple[type, ...], *, file: Path
 def as_int(value: Any, *, file: Path, key: str) -> int:
     """An integer id or index; accepts ints, numpy ints and integral floats, never bools or strings."""
     if isinstance(value, bool):
-        raise AnnotationError(f"expected an integer, got {value!r}", file=str(file), key=key, fix="the file is not in the released format")
+        raise AnnotationError(
+            f"expected an integer, got {value!r}", file=str(file), key=key, fix="the file is not in the released format"
+        )
     if isinstance(value, float) and value.is_integer():
         return int(value)
     try:
         return operator.index(value)
     except TypeError:
         raise AnnotationError(
-            f"expected an integer, got {type_name(value)} {value!r}", file=str(file), key=key, fix="the file is not in the released format"
+            f"expected an integer, got {type_name(value)} {value!r}",
+            file=str(file),
+            key=key,
+            fix="the file is not in the released format",
         ) from None
 
 
@@ -119,7 +146,10 @@ def as_seconds(value: Any, *, file: Path, key: str) -> float:
     """A finite, non-negative time in seconds."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise AnnotationError(
-            f"expected a time in seconds (a finite number >= 0), got {value!r}", file=str(file), key=key, fix="correct or remove this entry"
+            f"expected a time in seconds (a finite number >= 0), got {value!r}",
+            file=str(file),
+            key=key,
+            fix="correct or remove this entry",
         )
     return float(value)
 

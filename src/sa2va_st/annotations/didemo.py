@@ -69,47 +69,94 @@ def read_didemo(path: Path, split: str, videos: Collection[str] | None = None) -
     """One DiDeMo split file."""
     data = load_json(path)
     if not isinstance(data, list):
-        raise AnnotationError(f"the file holds a {type_name(data)}, expected a list of entries", file=str(path), fix=DIDEMO_FIX)
+        raise AnnotationError(
+            f"the file holds a {type_name(data)}, expected a list of entries", file=str(path), fix=DIDEMO_FIX
+        )
     records: list[DidemoQuery] = []
     counts: Counter = Counter()
     ids: set[str] = set()
     for index, entry in enumerate(data):
         where = f"[{index}]"
         raw_id = require(entry, "annotation_id", (int, str), file=path, where=where, fix=DIDEMO_FIX)
-        annotation_id = raw_id if isinstance(raw_id, str) else str(as_int(raw_id, file=path, key=f"{where}.annotation_id"))
+        annotation_id = (
+            raw_id if isinstance(raw_id, str) else str(as_int(raw_id, file=path, key=f"{where}.annotation_id"))
+        )
         if annotation_id in ids:
-            raise AnnotationError(f"annotation_id {annotation_id} appears twice", file=str(path), key=f"{where}.annotation_id", fix=DIDEMO_FIX)
+            raise AnnotationError(
+                f"annotation_id {annotation_id} appears twice",
+                file=str(path),
+                key=f"{where}.annotation_id",
+                fix=DIDEMO_FIX,
+            )
         ids.add(annotation_id)
         sentence = require(entry, "description", str, file=path, where=where, fix=DIDEMO_FIX).strip()
         video = require(entry, "video", str, file=path, where=where, fix=DIDEMO_FIX)
         if not sentence or not video:
-            raise AnnotationError("'description' and 'video' must not be empty", file=str(path), key=where, fix=DIDEMO_FIX)
-        num_segments = as_int(require(entry, "num_segments", (int, float), file=path, where=where, fix=DIDEMO_FIX), file=path, key=f"{where}.num_segments")
+            raise AnnotationError(
+                "'description' and 'video' must not be empty", file=str(path), key=where, fix=DIDEMO_FIX
+            )
+        num_segments = as_int(
+            require(entry, "num_segments", (int, float), file=path, where=where, fix=DIDEMO_FIX),
+            file=path,
+            key=f"{where}.num_segments",
+        )
         if num_segments <= 0:
-            raise AnnotationError(f"num_segments is {num_segments}", file=str(path), key=f"{where}.num_segments", fix=DIDEMO_FIX)
+            raise AnnotationError(
+                f"num_segments is {num_segments}", file=str(path), key=f"{where}.num_segments", fix=DIDEMO_FIX
+            )
         raw_times = require(entry, "times", list, file=path, where=where, fix=DIDEMO_FIX)
         if not raw_times:
-            raise AnnotationError("'times' holds no annotator window", file=str(path), key=f"{where}.times", fix=DIDEMO_FIX)
+            raise AnnotationError(
+                "'times' holds no annotator window", file=str(path), key=f"{where}.times", fix=DIDEMO_FIX
+            )
         times, ordered = [], []
         for k, pair in enumerate(raw_times):
             key = f"{where}.times[{k}]"
             if not isinstance(pair, list) or len(pair) != 2:
-                raise AnnotationError(f"an annotator window must be [s, e], got {pair!r}", file=str(path), key=key, fix=DIDEMO_FIX)
+                raise AnnotationError(
+                    f"an annotator window must be [s, e], got {pair!r}", file=str(path), key=key, fix=DIDEMO_FIX
+                )
             s, e = (as_int(v, file=path, key=key) for v in pair)
             if s < 0 or e < 0:
-                raise AnnotationError(f"chunk indices must be >= 0, got {pair!r}", file=str(path), key=key, fix=DIDEMO_FIX)
+                raise AnnotationError(
+                    f"chunk indices must be >= 0, got {pair!r}", file=str(path), key=key, fix=DIDEMO_FIX
+                )
             times.append((s, e))
             ordered.append((min(s, e), max(s, e)))
             counts["reordered_annotator_windows"] += s > e
             counts["chunks_beyond_num_segments"] += max(s, e) >= num_segments
         if videos is not None and video not in videos:
-            raise AnnotationError(f"video {video} is not among the {len(videos)} known videos", file=str(path), key=f"{where}.video", fix="the annotations and the videos come from different releases; fetch matching ones")
+            raise AnnotationError(
+                f"video {video} is not among the {len(videos)} known videos",
+                file=str(path),
+                key=f"{where}.video",
+                fix="the annotations and the videos come from different releases; fetch matching ones",
+            )
         chunks, agreement, tie = most_agreed(ordered)
         counts["mode_ties"] += tie
         counts["unanimous"] += agreement == len(ordered)
-        records.append(DidemoQuery(annotation_id, video, sentence, tuple(times), num_segments, chunks, agreement, tie, chunks_to_seconds(*chunks)))
+        records.append(
+            DidemoQuery(
+                annotation_id,
+                video,
+                sentence,
+                tuple(times),
+                num_segments,
+                chunks,
+                agreement,
+                tie,
+                chunks_to_seconds(*chunks),
+            )
+        )
     counts["records"] = len(records)
     counts["videos"] = len({r.video for r in records})
-    base = {"records": 0, "videos": 0, "mode_ties": 0, "unanimous": 0, "reordered_annotator_windows": 0, "chunks_beyond_num_segments": 0}
+    base = {
+        "records": 0,
+        "videos": 0,
+        "mode_ties": 0,
+        "unanimous": 0,
+        "reordered_annotator_windows": 0,
+        "chunks_beyond_num_segments": 0,
+    }
     base.update(counts)
     return DidemoSplit(split, path, records, dict(sorted(base.items())))

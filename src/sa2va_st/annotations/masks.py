@@ -59,7 +59,9 @@ def decode_counts_string(text: bytes, *, file: Path, key: str) -> np.ndarray:
     chars = np.frombuffer(text, dtype=np.uint8).astype(np.int64) - 48
     if chars.min() < 0 or chars.max() >= 64:
         bad = int(np.flatnonzero((chars < 0) | (chars >= 64))[0])
-        raise AnnotationError(f"RLE string holds {chr(text[bad])!r}, outside the COCO alphabet", file=str(file), key=key, fix=RLE_FIX)
+        raise AnnotationError(
+            f"RLE string holds {chr(text[bad])!r}, outside the COCO alphabet", file=str(file), key=key, fix=RLE_FIX
+        )
     last = (chars & 0x20) == 0  # the last character of each number
     if not last[-1]:
         raise AnnotationError("RLE string ends in the middle of a number", file=str(file), key=key, fix=RLE_FIX)
@@ -67,7 +69,9 @@ def decode_counts_string(text: bytes, *, file: Path, key: str) -> np.ndarray:
     starts = np.concatenate(([0], ends[:-1] + 1))
     lengths = ends - starts + 1
     if lengths.max() > MAX_CHARS_PER_COUNT:
-        raise AnnotationError("RLE string holds a run length too large for any image", file=str(file), key=key, fix=RLE_FIX)
+        raise AnnotationError(
+            "RLE string holds a run length too large for any image", file=str(file), key=key, fix=RLE_FIX
+        )
     position = np.arange(len(chars)) - np.repeat(starts, lengths)  # index of each character inside its number
     values = np.add.reduceat((chars & 0x1F) << (5 * position), starts)
     negative = (chars[ends] & 0x10) != 0
@@ -85,12 +89,19 @@ def check_rle(obj: Any, *, file: Path, key: str, size: tuple[int, int] | None = 
     `size`, when given, is the (height, width) the mask must have (the image's).
     """
     if not isinstance(obj, dict) or "size" not in obj or "counts" not in obj:
-        raise AnnotationError(f"a mask must be an RLE object with 'size' and 'counts', got {type_name(obj)}", file=str(file), key=key, fix=RLE_FIX)
+        raise AnnotationError(
+            f"a mask must be an RLE object with 'size' and 'counts', got {type_name(obj)}",
+            file=str(file),
+            key=key,
+            fix=RLE_FIX,
+        )
     shape = obj["size"]
     if hasattr(shape, "tolist") and not isinstance(shape, (bytes, str)):  # a numpy array from a pickle
         shape = shape.tolist()
     if not isinstance(shape, (list, tuple)) or len(shape) != 2:
-        raise AnnotationError(f"RLE 'size' must be [height, width], got {shape!r}", file=str(file), key=key, fix=RLE_FIX)
+        raise AnnotationError(
+            f"RLE 'size' must be [height, width], got {shape!r}", file=str(file), key=key, fix=RLE_FIX
+        )
     height, width = (as_int(v, file=file, key=f"{key}.size") for v in shape)
     if height <= 0 or width <= 0:
         raise AnnotationError(f"RLE 'size' must be positive, got {shape!r}", file=str(file), key=key, fix=RLE_FIX)
@@ -113,18 +124,29 @@ def check_rle(obj: Any, *, file: Path, key: str, size: tuple[int, int] | None = 
     elif isinstance(raw, (list, tuple)):  # uncompressed (COCO crowd regions): Python ints, checked one by one
         values = [as_int(v, file=file, key=f"{key}.counts") for v in raw]
         if any(v > pixels for v in values):
-            raise AnnotationError(f"RLE has a run longer than the mask's {pixels} pixels", file=str(file), key=key, fix=RLE_FIX)
+            raise AnnotationError(
+                f"RLE has a run longer than the mask's {pixels} pixels", file=str(file), key=key, fix=RLE_FIX
+            )
         counts = np.array(values, dtype=np.int64)
         encoded = b""
     else:
-        raise AnnotationError(f"RLE 'counts' is a {type_name(raw)}, expected a string or a list", file=str(file), key=key, fix=RLE_FIX)
+        raise AnnotationError(
+            f"RLE 'counts' is a {type_name(raw)}, expected a string or a list", file=str(file), key=key, fix=RLE_FIX
+        )
     if len(counts) and counts.min() < 0:
         raise AnnotationError("RLE has a negative run length", file=str(file), key=key, fix=RLE_FIX)
     if len(counts) and counts.max() > pixels:
-        raise AnnotationError(f"RLE has a run longer than the mask's {pixels} pixels", file=str(file), key=key, fix=RLE_FIX)
+        raise AnnotationError(
+            f"RLE has a run longer than the mask's {pixels} pixels", file=str(file), key=key, fix=RLE_FIX
+        )
     total = int(counts.sum())
     if total != pixels:
-        raise AnnotationError(f"RLE runs cover {total} pixels, the mask has {height}x{width} = {pixels}", file=str(file), key=key, fix=RLE_FIX)
+        raise AnnotationError(
+            f"RLE runs cover {total} pixels, the mask has {height}x{width} = {pixels}",
+            file=str(file),
+            key=key,
+            fix=RLE_FIX,
+        )
     if not encoded or (counts[1:] == 0).any():
         # pycocotools' toBbox would count the pixel before a zero-length run: re-encode without them.
         canonical = merge_empty_runs(counts.tolist())
@@ -158,7 +180,9 @@ def rle_box(rle: Rle) -> PixelBox | None:
     return (x, y, x + w, y + h)
 
 
-def frame_boxes(entries: Sequence[Any], memo: dict | None = None) -> tuple[list[PixelBox | None], tuple[int, int] | None] | None:
+def frame_boxes(
+    entries: Sequence[Any], memo: dict | None = None
+) -> tuple[list[PixelBox | None], tuple[int, int] | None] | None:
     """Per-frame pixel boxes of a mask dict entry (a list of compressed RLEs or nulls), all frames at once.
 
     The same answer as ``rle_box(check_rle(e, size=...))`` frame by frame (boxes, and the masks'
@@ -299,14 +323,18 @@ def polygons_rle(polygons: Any, height: int, width: int, *, file: Path, key: str
     with fewer than 3 points has no area; pycocotools would even read a 2-point part as a box.
     """
     if not isinstance(polygons, list) or not polygons:
-        raise AnnotationError("a polygon segmentation must be a non-empty list of coordinate lists", file=str(file), key=key, fix=RLE_FIX)
+        raise AnnotationError(
+            "a polygon segmentation must be a non-empty list of coordinate lists", file=str(file), key=key, fix=RLE_FIX
+        )
     parts, degenerate = [], 0
     for index, part in enumerate(polygons):
         where = f"{key}[{index}]"
         if not isinstance(part, list) or len(part) % 2:
             raise AnnotationError("a polygon must be a flat list of x, y pairs", file=str(file), key=where, fix=RLE_FIX)
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in part):
-            raise AnnotationError("a polygon holds a value that is not a finite number", file=str(file), key=where, fix=RLE_FIX)
+            raise AnnotationError(
+                "a polygon holds a value that is not a finite number", file=str(file), key=where, fix=RLE_FIX
+            )
         if len(part) < 6:
             degenerate += 1
             continue
@@ -322,7 +350,12 @@ def union_box(boxes: Iterable[PixelBox | None]) -> PixelBox | None:
     present = [b for b in boxes if b is not None]
     if not present:
         return None
-    return (min(b[0] for b in present), min(b[1] for b in present), max(b[2] for b in present), max(b[3] for b in present))
+    return (
+        min(b[0] for b in present),
+        min(b[1] for b in present),
+        max(b[2] for b in present),
+        max(b[3] for b in present),
+    )
 
 
 def normalise(box: PixelBox | None, width: int, height: int) -> Box | None:

@@ -123,7 +123,9 @@ def read_refs(path: Path) -> list[Ref]:
     """The refs pickle, through the restricted unpickler, checked entry by entry."""
     data = load_pickle(path)
     if not isinstance(data, list):
-        raise AnnotationError(f"the refs pickle holds a {type_name(data)}, expected a list of refs", file=str(path), fix=REFS_FIX)
+        raise AnnotationError(
+            f"the refs pickle holds a {type_name(data)}, expected a list of refs", file=str(path), fix=REFS_FIX
+        )
     refs = []
     for index, entry in enumerate(data):
         where = f"[{index}]"
@@ -131,9 +133,21 @@ def read_refs(path: Path) -> list[Ref]:
         category = entry.get("category_id")
         refs.append(
             Ref(
-                ref_id=as_int(require(entry, "ref_id", (int,), file=path, where=where, fix=REFS_FIX), file=path, key=f"{where}.ref_id"),
-                ann_id=as_int(require(entry, "ann_id", (int,), file=path, where=where, fix=REFS_FIX), file=path, key=f"{where}.ann_id"),
-                image_id=as_int(require(entry, "image_id", (int,), file=path, where=where, fix=REFS_FIX), file=path, key=f"{where}.image_id"),
+                ref_id=as_int(
+                    require(entry, "ref_id", (int,), file=path, where=where, fix=REFS_FIX),
+                    file=path,
+                    key=f"{where}.ref_id",
+                ),
+                ann_id=as_int(
+                    require(entry, "ann_id", (int,), file=path, where=where, fix=REFS_FIX),
+                    file=path,
+                    key=f"{where}.ann_id",
+                ),
+                image_id=as_int(
+                    require(entry, "image_id", (int,), file=path, where=where, fix=REFS_FIX),
+                    file=path,
+                    key=f"{where}.image_id",
+                ),
                 category_id=None if category is None else as_int(category, file=path, key=f"{where}.category_id"),
                 split=require(entry, "split", str, file=path, where=where, fix=REFS_FIX),
                 sentences=tuple(read_sentence(s, path, f"{where}.sentences[{k}]") for k, s in enumerate(sentences)),
@@ -143,7 +157,9 @@ def read_refs(path: Path) -> list[Ref]:
 
 
 def read_sentence(entry: Any, path: Path, where: str) -> Sentence:
-    sent_id = as_int(require(entry, "sent_id", (int,), file=path, where=where, fix=REFS_FIX), file=path, key=f"{where}.sent_id")
+    sent_id = as_int(
+        require(entry, "sent_id", (int,), file=path, where=where, fix=REFS_FIX), file=path, key=f"{where}.sent_id"
+    )
     if "sent" not in entry and "raw" not in entry:
         raise AnnotationError("a sentence has neither 'sent' nor 'raw'", file=str(path), key=where, fix=REFS_FIX)
     sent = require(entry, "sent", str, file=path, where=where, fix=REFS_FIX) if "sent" in entry else None
@@ -169,7 +185,9 @@ def read_instances(path: Path) -> CocoInstances:
             height=require(entry, "height", int, file=path, where=where, fix=fix),
         )
         if image.width <= 0 or image.height <= 0:
-            raise AnnotationError(f"image {image.image_id} has size {image.width}x{image.height}", file=str(path), key=where, fix=fix)
+            raise AnnotationError(
+                f"image {image.image_id} has size {image.width}x{image.height}", file=str(path), key=where, fix=fix
+            )
         images[image.image_id] = image
     annotations: dict[int, CocoAnnotation] = {}
     for index, entry in enumerate(require(data, "annotations", list, file=path, where="", fix=fix)):
@@ -177,7 +195,9 @@ def read_instances(path: Path) -> CocoInstances:
         category = entry.get("category_id") if isinstance(entry, dict) else None
         annotation = CocoAnnotation(
             ann_id=as_int(require(entry, "id", int, file=path, where=where, fix=fix), file=path, key=f"{where}.id"),
-            image_id=as_int(require(entry, "image_id", int, file=path, where=where, fix=fix), file=path, key=f"{where}.image_id"),
+            image_id=as_int(
+                require(entry, "image_id", int, file=path, where=where, fix=fix), file=path, key=f"{where}.image_id"
+            ),
             category_id=None if category is None else as_int(category, file=path, key=f"{where}.category_id"),
             segmentation=require(entry, "segmentation", (list, dict), file=path, where=where, fix=fix),
         )
@@ -203,16 +223,38 @@ def ref_target(ref: Ref, instances: CocoInstances, refs_file: Path) -> tuple[Coc
     image = instances.images.get(ref.image_id)
     if image is None:
         raise AnnotationError(
-            f"ref {ref.ref_id} refers to image {ref.image_id}, which instances.json does not list", file=str(refs_file), key=f"{where}.image_id", fix=fix
+            f"ref {ref.ref_id} refers to image {ref.image_id}, which instances.json does not list",
+            file=str(refs_file),
+            key=f"{where}.image_id",
+            fix=fix,
         )
     annotation = instances.annotations.get(ref.ann_id)
     if annotation is None or annotation.image_id != ref.image_id:
-        problem = "which instances.json does not list" if annotation is None else f"which belongs to image {annotation.image_id}"
-        raise AnnotationError(f"ref {ref.ref_id} refers to annotation {ref.ann_id}, {problem}", file=str(refs_file), key=f"{where}.ann_id", fix=fix)
+        problem = (
+            "which instances.json does not list"
+            if annotation is None
+            else f"which belongs to image {annotation.image_id}"
+        )
+        raise AnnotationError(
+            f"ref {ref.ref_id} refers to annotation {ref.ann_id}, {problem}",
+            file=str(refs_file),
+            key=f"{where}.ann_id",
+            fix=fix,
+        )
     return image, annotation
 
 
-SPLIT_COUNTS = ("records", "refs", "images", "empty_boxes", "empty_masks", "polygon_masks", "rle_masks", "degenerate_polygon_parts", "refs_without_sentences")
+SPLIT_COUNTS = (
+    "records",
+    "refs",
+    "images",
+    "empty_boxes",
+    "empty_masks",
+    "polygon_masks",
+    "rle_masks",
+    "degenerate_polygon_parts",
+    "refs_without_sentences",
+)
 
 
 def read_refcoco(folder: Path, dataset: str) -> RefcocoData:
@@ -240,12 +282,22 @@ def read_refcoco(folder: Path, dataset: str) -> RefcocoData:
         box = normalise(mask.box, image.width, image.height)
         split = counts.setdefault(ref.split, Counter({name: 0 for name in SPLIT_COUNTS}))
         images.setdefault(ref.split, set()).add(ref.image_id)
-        split.update({"refs": 1, f"{mask.kind}_masks": 1, "degenerate_polygon_parts": mask.degenerate_parts,
-                      "empty_masks": box is None, "refs_without_sentences": not ref.sentences})
+        split.update(
+            {
+                "refs": 1,
+                f"{mask.kind}_masks": 1,
+                "degenerate_polygon_parts": mask.degenerate_parts,
+                "empty_masks": box is None,
+                "refs_without_sentences": not ref.sentences,
+            }
+        )
         for sentence in sorted(ref.sentences, key=lambda s: s.sent_id):
             if (ref.ref_id, sentence.sent_id) in seen:
                 raise AnnotationError(
-                    f"ref {ref.ref_id} lists sentence {sentence.sent_id} twice", file=str(refs_file), key=f"ref_id={ref.ref_id}.sentences", fix=REFS_FIX
+                    f"ref {ref.ref_id} lists sentence {sentence.sent_id} twice",
+                    file=str(refs_file),
+                    key=f"ref_id={ref.ref_id}.sentences",
+                    fix=REFS_FIX,
                 )
             seen.add((ref.ref_id, sentence.sent_id))
             split.update({"records": 1, "empty_boxes": box is None})

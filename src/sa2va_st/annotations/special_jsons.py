@@ -29,7 +29,17 @@ from .common import gc_paused, relative
 from .didemo import read_didemo
 from ..errors import AnnotationError
 from .refcoco import read_refcoco
-from .video_refer import VideoGrounding, VideoReferSplit, find_mask_dict, read_mask_dict, read_mevis_split, read_revos_split, read_rvos_split, revos_splits, rvos_splits
+from .video_refer import (
+    VideoGrounding,
+    VideoReferSplit,
+    find_mask_dict,
+    read_mask_dict,
+    read_mevis_split,
+    read_revos_split,
+    read_rvos_split,
+    revos_splits,
+    rvos_splits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +149,10 @@ def fast_is_valid(doc: Any, schema: dict) -> bool | None:
 def slim_records(records: list) -> list:
     """Video records with their per-frame lists cut to the first item (what the schema says of the rest,
     per_frame_valid checks in bulk)."""
-    return [{**r, **{k: r[k][:1] for k in PER_FRAME if isinstance(r.get(k), list)}} if isinstance(r, dict) else r for r in records]
+    return [
+        {**r, **{k: r[k][:1] for k in PER_FRAME if isinstance(r.get(k), list)}} if isinstance(r, dict) else r
+        for r in records
+    ]
 
 
 def per_frame_valid(records: list[dict]) -> bool:
@@ -255,7 +268,9 @@ def refcoco_docs(data_root: Path, dataset: str) -> list[SplitDoc]:
         )
     docs = []
     for split, records in sorted(by_split.items()):
-        doc = header(dataset, split, "image_refer", data.counts[split], [data.refs_file, data.instances_file], data_root)
+        doc = header(
+            dataset, split, "image_refer", data.counts[split], [data.refs_file, data.instances_file], data_root
+        )
         doc.update(annotated=True, box_format=BOX_FORMAT, records=records)
         docs.append(SplitDoc(dataset, split, "image_refer", doc))
     return docs
@@ -301,7 +316,9 @@ def video_record(g: VideoGrounding, frame_dir: str, data_root: Path, frames: lis
     return record
 
 
-def video_doc(data_root: Path, result: VideoReferSplit, frames_root: str, extra_sources: Iterable[Path] = ()) -> SplitDoc:
+def video_doc(
+    data_root: Path, result: VideoReferSplit, frames_root: str, extra_sources: Iterable[Path] = ()
+) -> SplitDoc:
     sources = [result.meta_file, *extra_sources] + ([result.mask_file] if result.mask_file else [])
     doc = header(result.dataset, result.split, "video_refer", result.counts, sources, data_root)
     names: dict[str, list[str]] = {}  # per video: its records list the same frames
@@ -312,7 +329,15 @@ def video_doc(data_root: Path, result: VideoReferSplit, frames_root: str, extra_
         records.append(video_record(g, f"{frames_root}/{g.video}", data_root, names[g.video]))
     doc.update(annotated=result.mask_file is not None, box_format=BOX_FORMAT, records=records)
     mask_file = relative(result.mask_file, data_root) if result.mask_file else None
-    return SplitDoc(result.dataset, result.split, "video_refer", doc, mask_file, frozenset(result.mask_keys), frozenset(result.used_mask_keys))
+    return SplitDoc(
+        result.dataset,
+        result.split,
+        "video_refer",
+        doc,
+        mask_file,
+        frozenset(result.mask_keys),
+        frozenset(result.used_mask_keys),
+    )
 
 
 def mevis_docs(data_root: Path, dataset: str = "mevis") -> list[SplitDoc]:
@@ -335,7 +360,9 @@ def rvos_docs(data_root: Path, dataset: str = "rvos") -> list[SplitDoc]:
     docs = []
     for split in splits:
         # The released mask_dict.pkl holds the train split's masks; a per-split one may sit beside the meta file.
-        candidates = [root / "meta_expressions" / split / "mask_dict.pkl"] + ([root / "mask_dict.pkl"] if split == "train" else [])
+        candidates = [root / "meta_expressions" / split / "mask_dict.pkl"] + (
+            [root / "mask_dict.pkl"] if split == "train" else []
+        )
         mask_path = next((p for p in candidates if p.is_file()), None)
         result = read_rvos_split(root, split, mask_path)
         docs.append(video_doc(data_root, result, f"{DATASETS[dataset][0]}/{split}/JPEGImages"))
@@ -349,7 +376,10 @@ def revos_docs(data_root: Path, dataset: str = "revos") -> list[SplitDoc]:
         raise missing_files(dataset, root, "no meta_expressions_<split>_.json")
     mask_path = find_mask_dict(root)
     masks = read_mask_dict(mask_path) if mask_path is not None else None
-    return [video_doc(data_root, read_revos_split(root, split, masks), f"{DATASETS[dataset][0]}/JPEGImages") for split in splits]
+    return [
+        video_doc(data_root, read_revos_split(root, split, masks), f"{DATASETS[dataset][0]}/JPEGImages")
+        for split in splits
+    ]
 
 
 # ----------------------------------------------------------------------------- temporal
@@ -384,7 +414,13 @@ def charades_docs(data_root: Path, dataset: str = "charades") -> list[SplitDoc]:
         result = read_charades(path, split)
         records = []
         for q in result.records:
-            record = {"id": q.qid, "video": q.video, "sentence": q.sentence, "window": list(q.window.ordered), "line": q.line}
+            record = {
+                "id": q.qid,
+                "video": q.video,
+                "sentence": q.sentence,
+                "window": list(q.window.ordered),
+                "line": q.line,
+            }
             if q.window.reordered:
                 record["window_as_written"] = list(q.window.written)
             if q.duration is not None:
@@ -398,7 +434,9 @@ def charades_docs(data_root: Path, dataset: str = "charades") -> list[SplitDoc]:
 
 def didemo_docs(data_root: Path, dataset: str = "didemo") -> list[SplitDoc]:
     folder = data_root / DATASETS[dataset][0]
-    files = {split: folder / f"{split}_data.json" for split in DIDEMO_SPLITS if (folder / f"{split}_data.json").is_file()}
+    files = {
+        split: folder / f"{split}_data.json" for split in DIDEMO_SPLITS if (folder / f"{split}_data.json").is_file()
+    }
     if not files:
         raise missing_files(dataset, folder, "no {train,val,test}_data.json")
     docs = []
@@ -460,7 +498,9 @@ def mask_usage(docs: list[SplitDoc]) -> dict | None:
     return {"entries": sum(len(k) for k, _ in files.values()), "unused": sum(len(k - u) for k, u in files.values())}
 
 
-def build_special_jsons(data_root: Path, out_dir: Path, datasets: Iterable[str] | None = None, schema_dir: Path | None = None) -> dict:
+def build_special_jsons(
+    data_root: Path, out_dir: Path, datasets: Iterable[str] | None = None, schema_dir: Path | None = None
+) -> dict:
     """Read every present dataset under data_root, write its special_jsons into out_dir, return the report.
 
     A dataset whose folder is absent is skipped (the report says so). Malformed input raises
@@ -471,11 +511,15 @@ def build_special_jsons(data_root: Path, out_dir: Path, datasets: Iterable[str] 
         return _build_special_jsons(Path(data_root), Path(out_dir), datasets, schema_dir)
 
 
-def _build_special_jsons(data_root: Path, out_dir: Path, datasets: Iterable[str] | None, schema_dir: Path | None) -> dict:
+def _build_special_jsons(
+    data_root: Path, out_dir: Path, datasets: Iterable[str] | None, schema_dir: Path | None
+) -> dict:
     names = list(DATASETS) if datasets is None else list(dict.fromkeys(datasets))
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
-        raise AnnotationError(f"unknown dataset(s) {', '.join(unknown)}", key="datasets", fix=f"choose from {', '.join(DATASETS)}")
+        raise AnnotationError(
+            f"unknown dataset(s) {', '.join(unknown)}", key="datasets", fix=f"choose from {', '.join(DATASETS)}"
+        )
     schemas = load_schemas(schema_dir)
     report: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "report", "datasets": {}}
     for name in names:
@@ -483,7 +527,11 @@ def _build_special_jsons(data_root: Path, out_dir: Path, datasets: Iterable[str]
         folder = data_root / folder_name
         if not folder.is_dir():
             log.info("%s: %s is absent; skipped", name, folder_name)
-            report["datasets"][name] = {"status": "skipped", "folder": folder_name, "reason": f"{folder_name} is absent under data_root"}
+            report["datasets"][name] = {
+                "status": "skipped",
+                "folder": folder_name,
+                "reason": f"{folder_name} is absent under data_root",
+            }
             remove_stale(out_dir / name, keep=set())
             continue
         docs = BUILDERS[name](data_root, name)
@@ -493,7 +541,11 @@ def _build_special_jsons(data_root: Path, out_dir: Path, datasets: Iterable[str]
             validate_quickly(split_doc.doc, schemas[split_doc.kind], relative_path)
             text = dumps(split_doc.doc)
             atomic_write_text(out_dir / relative_path, text)
-            entry["splits"][split_doc.split] = {"file": relative_path, "counts": split_doc.doc["counts"], "sha256": sha256_text(text)}
+            entry["splits"][split_doc.split] = {
+                "file": relative_path,
+                "counts": split_doc.doc["counts"],
+                "sha256": sha256_text(text),
+            }
             log.info("%s: %d records", relative_path, split_doc.doc["counts"]["records"])
         usage = mask_usage(docs)
         if usage is not None:
@@ -529,6 +581,8 @@ def read_special_json(path: Path, schema_dir: Path | None = None) -> dict:
     kind = doc.get("kind") if isinstance(doc, dict) else None
     schemas = load_schemas(schema_dir)
     if kind not in schemas:
-        raise AnnotationError(f"{Path(path).name} has kind {kind!r}", file=str(path), key="kind", fix="rebuild special_jsons")
+        raise AnnotationError(
+            f"{Path(path).name} has kind {kind!r}", file=str(path), key="kind", fix="rebuild special_jsons"
+        )
     validate(doc, schemas[kind], str(path))
     return doc

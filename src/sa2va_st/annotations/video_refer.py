@@ -101,15 +101,28 @@ def read_meta_expressions(path: Path, *, anno_ids: str = "required") -> list[Vid
         where = f"videos.{vid}"
         frames = require(entry, "frames", list, file=path, where=where, fix=META_FIX)
         if not frames or not all(isinstance(f, str) and f for f in frames):
-            raise AnnotationError("'frames' must be a non-empty list of frame names", file=str(path), key=f"{where}.frames", fix=META_FIX)
+            raise AnnotationError(
+                "'frames' must be a non-empty list of frame names", file=str(path), key=f"{where}.frames", fix=META_FIX
+            )
         if len(set(frames)) != len(frames):
             raise AnnotationError("'frames' lists a frame twice", file=str(path), key=f"{where}.frames", fix=META_FIX)
         height = width = None
         if "height" in entry or "width" in entry:
-            height = as_int(require(entry, "height", (int, float), file=path, where=where, fix=META_FIX), file=path, key=f"{where}.height")
-            width = as_int(require(entry, "width", (int, float), file=path, where=where, fix=META_FIX), file=path, key=f"{where}.width")
+            height = as_int(
+                require(entry, "height", (int, float), file=path, where=where, fix=META_FIX),
+                file=path,
+                key=f"{where}.height",
+            )
+            width = as_int(
+                require(entry, "width", (int, float), file=path, where=where, fix=META_FIX),
+                file=path,
+                key=f"{where}.width",
+            )
         expressions = require(entry, "expressions", dict, file=path, where=where, fix=META_FIX)
-        parsed = [read_expression(expressions[e], e, path, f"{where}.expressions.{e}", anno_ids) for e in sorted(expressions, key=exp_order)]
+        parsed = [
+            read_expression(expressions[e], e, path, f"{where}.expressions.{e}", anno_ids)
+            for e in sorted(expressions, key=exp_order)
+        ]
         result.append(VideoMeta(vid, tuple(frames), height, width, tuple(parsed), position[vid]))
     return result
 
@@ -133,7 +146,9 @@ def read_expression(entry: Any, exp_id: str, path: Path, where: str, anno_ids: s
     if "type_id" in entry:
         type_id = as_int(entry["type_id"], file=path, key=f"{where}.type_id")
         if type_id not in TYPE_IDS:
-            raise AnnotationError(f"type_id {type_id} is not one of {TYPE_IDS}", file=str(path), key=f"{where}.type_id", fix=META_FIX)
+            raise AnnotationError(
+                f"type_id {type_id} is not one of {TYPE_IDS}", file=str(path), key=f"{where}.type_id", fix=META_FIX
+            )
     return VideoExpression(exp_id, sentence, obj_ids, annos, type_id)
 
 
@@ -141,14 +156,21 @@ def read_mask_dict(path: Path) -> dict[str, list]:
     """A mask dict (JSON, or a pickle through the restricted unpickler), keys as strings."""
     data = load_mapping_file(path)
     if not isinstance(data, Mapping):
-        raise AnnotationError(f"the mask dict holds a {type_name(data)}, expected an object", file=str(path), fix=MASK_FIX)
+        raise AnnotationError(
+            f"the mask dict holds a {type_name(data)}, expected an object", file=str(path), fix=MASK_FIX
+        )
     masks: dict[str, list] = {}
     for key, value in data.items():
         name = id_text(key, file=path, key=repr(key))
         if isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, list):
-            raise AnnotationError(f"entry {name} is a {type_name(value)}, expected a list of per-frame masks", file=str(path), key=name, fix=MASK_FIX)
+            raise AnnotationError(
+                f"entry {name} is a {type_name(value)}, expected a list of per-frame masks",
+                file=str(path),
+                key=name,
+                fix=MASK_FIX,
+            )
         if name in masks:
             raise AnnotationError(f"key {name} appears twice (as int and str)", file=str(path), key=name, fix=MASK_FIX)
         masks[name] = value
@@ -164,16 +186,26 @@ class MaskBoxes:
         self.cache: dict[str, tuple[tuple[PixelBox | None, ...], tuple[int, int] | None]] = {}
         self.memo: dict = {}  # frame_boxes' answers by content
 
-    def boxes(self, key: str, frame_count: int, *, where: str) -> tuple[tuple[PixelBox | None, ...], tuple[int, int] | None]:
+    def boxes(
+        self, key: str, frame_count: int, *, where: str
+    ) -> tuple[tuple[PixelBox | None, ...], tuple[int, int] | None]:
         """(per-frame boxes, (height, width) of the masks or None when every frame is null)."""
         if key not in self.cache:
             if key not in self.masks:
-                raise AnnotationError(f"mask entry {key} is missing from the mask dict (used by {where})", file=str(self.path), key=key, fix=MASK_FIX)
+                raise AnnotationError(
+                    f"mask entry {key} is missing from the mask dict (used by {where})",
+                    file=str(self.path),
+                    key=key,
+                    fix=MASK_FIX,
+                )
             self.cache[key] = self.decode(key, self.masks[key])
         boxes, size = self.cache[key]
         if len(boxes) != frame_count:
             raise AnnotationError(
-                f"mask entry {key} has {len(boxes)} frames but {where} has {frame_count}", file=str(self.path), key=key, fix=MASK_FIX
+                f"mask entry {key} has {len(boxes)} frames but {where} has {frame_count}",
+                file=str(self.path),
+                key=key,
+                fix=MASK_FIX,
             )
         return boxes, size
 
@@ -195,7 +227,9 @@ class MaskBoxes:
         return tuple(boxes), size
 
 
-def video_size(meta: VideoMeta, sizes: list[tuple[int, int] | None], path: Path, mask_path: Path | None) -> tuple[int | None, int | None]:
+def video_size(
+    meta: VideoMeta, sizes: list[tuple[int, int] | None], path: Path, mask_path: Path | None
+) -> tuple[int | None, int | None]:
     """(width, height) of a video from its meta entry and its masks, which must agree."""
     known = {s for s in sizes if s is not None}
     if meta.height is not None:
@@ -257,7 +291,14 @@ def ground_video(meta: VideoMeta, masks: MaskBoxes | None, meta_path: Path) -> l
     return records
 
 
-def ground_split(dataset: str, split: str, metas: list[VideoMeta], meta_path: Path, mask_path: Path | None, masks: dict[str, list] | None) -> VideoReferSplit:
+def ground_split(
+    dataset: str,
+    split: str,
+    metas: list[VideoMeta],
+    meta_path: Path,
+    mask_path: Path | None,
+    masks: dict[str, list] | None,
+) -> VideoReferSplit:
     """Boxes for every expression of a split, and its counts."""
     boxes = MaskBoxes(masks, mask_path) if masks is not None and mask_path is not None else None
     records: list[VideoGrounding] = []
@@ -278,12 +319,16 @@ def ground_split(dataset: str, split: str, metas: list[VideoMeta], meta_path: Pa
     if any(r.type_id is not None for r in records):
         base.update({f"type_id_{t}": 0 for t in TYPE_IDS})
     base.update(counts)
-    return VideoReferSplit(dataset, split, meta_path, mask_path, records, dict(sorted(base.items())), used, set(masks or ()))
+    return VideoReferSplit(
+        dataset, split, meta_path, mask_path, records, dict(sorted(base.items())), used, set(masks or ())
+    )
 
 
 def find_mask_dict(folder: Path) -> Path | None:
     """mask_dict.json, else a pickled mask_dict.pkl / .p, else None (an unannotated split)."""
-    return next((folder / n for n in ("mask_dict.json", "mask_dict.pkl", "mask_dict.p") if (folder / n).is_file()), None)
+    return next(
+        (folder / n for n in ("mask_dict.json", "mask_dict.pkl", "mask_dict.p") if (folder / n).is_file()), None
+    )
 
 
 def read_mevis_split(split_dir: Path, dataset: str = "mevis") -> VideoReferSplit:
@@ -304,7 +349,11 @@ def revos_meta_file(root: Path, split: str) -> Path:
 
 
 def revos_splits(root: Path) -> list[str]:
-    found = {m.group(1) for p in root.glob("meta_expressions_*.json") if (m := re.fullmatch(r"meta_expressions_(\w+?)_?\.json", p.name))}
+    found = {
+        m.group(1)
+        for p in root.glob("meta_expressions_*.json")
+        if (m := re.fullmatch(r"meta_expressions_(\w+?)_?\.json", p.name))
+    }
     return sorted(found)
 
 
@@ -324,7 +373,9 @@ def rvos_meta_file(root: Path, split: str) -> Path:
 
 def rvos_splits(root: Path) -> list[str]:
     folder = root / "meta_expressions"
-    return sorted(p.name for p in folder.iterdir() if (p / "meta_expressions.json").is_file()) if folder.is_dir() else []
+    return (
+        sorted(p.name for p in folder.iterdir() if (p / "meta_expressions.json").is_file()) if folder.is_dir() else []
+    )
 
 
 def assign_rvos_keys(metas: list[VideoMeta], order: str = "upstream") -> list[VideoMeta]:
@@ -346,14 +397,19 @@ def assign_rvos_keys(metas: list[VideoMeta], order: str = "upstream") -> list[Vi
             meta.frames,
             meta.height,
             meta.width,
-            tuple(VideoExpression(e.exp_id, e.sentence, e.obj_ids, (keys[(meta.video, e.exp_id)],), None) for e in meta.expressions),
+            tuple(
+                VideoExpression(e.exp_id, e.sentence, e.obj_ids, (keys[(meta.video, e.exp_id)],), None)
+                for e in meta.expressions
+            ),
             meta.position,
         )
         for meta in metas
     ]
 
 
-def read_rvos_split(root: Path, split: str, mask_path: Path | None = None, key_order: str = "upstream") -> VideoReferSplit:
+def read_rvos_split(
+    root: Path, split: str, mask_path: Path | None = None, key_order: str = "upstream"
+) -> VideoReferSplit:
     """One Ref-YouTube-VOS split; `mask_path` is the split's mask_dict.pkl (the released one is train's).
 
     `key_order` says how the pickle's running-counter keys map to expressions (RVOS_KEY_ORDERS).

@@ -80,7 +80,11 @@ class ConcatenatedReader(io.RawIOBase):
             index = max(i for i, start in enumerate(self._starts) if start <= self._pos)
             handle = self._handle(index)
             handle.seek(self._pos - self._starts[index])
-            count = handle.readinto(view[written : written + min(len(view) - written, self._sizes[index] - (self._pos - self._starts[index]))])
+            count = handle.readinto(
+                view[
+                    written : written + min(len(view) - written, self._sizes[index] - (self._pos - self._starts[index]))
+                ]
+            )
             if not count:
                 break
             written += count
@@ -107,12 +111,22 @@ def safe_member_name(raw: str, archive: str) -> str:
     """The member's path relative to the destination, or ArchiveError if it would land outside it."""
     name = raw.replace("\\", "/") if "\\" in raw and "/" not in raw else raw  # archives made on Windows
     if "\0" in name:
-        raise ArchiveError(f"entry {raw!r} has a NUL byte in its name", file=archive, fix="the archive is corrupt or hostile; re-download it")
+        raise ArchiveError(
+            f"entry {raw!r} has a NUL byte in its name",
+            file=archive,
+            fix="the archive is corrupt or hostile; re-download it",
+        )
     path = PurePosixPath(name)
     if path.is_absolute() or (path.parts and path.parts[0].endswith(":")):
-        raise ArchiveError(f"entry {raw!r} has an absolute path", file=archive, fix="refusing to write outside the destination")
+        raise ArchiveError(
+            f"entry {raw!r} has an absolute path", file=archive, fix="refusing to write outside the destination"
+        )
     if ".." in path.parts:
-        raise ArchiveError(f"entry {raw!r} escapes the destination with '..'", file=archive, fix="refusing to write outside the destination")
+        raise ArchiveError(
+            f"entry {raw!r} escapes the destination with '..'",
+            file=archive,
+            fix="refusing to write outside the destination",
+        )
     parts = [p for p in path.parts if p not in ("", ".")]
     return "/".join(parts)
 
@@ -125,7 +139,9 @@ class Archive:
         self.label = label or self.parts[-1].name
         for part in self.parts:
             if not part.is_file():
-                raise ArchiveError(f"archive part {part} does not exist", file=str(part), fix="run the download step again")
+                raise ArchiveError(
+                    f"archive part {part} does not exist", file=str(part), fix="run the download step again"
+                )
         self._stream = open_parts(self.parts)
         self.compressed_bytes = sum(p.stat().st_size for p in self.parts)
         try:
@@ -187,9 +203,17 @@ class Archive:
         for info in self._zip.infolist():
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
-                raise ArchiveError(f"entry {info.filename!r} is a symbolic link", file=self.label, fix="links are refused: they can point outside the tree")
+                raise ArchiveError(
+                    f"entry {info.filename!r} is a symbolic link",
+                    file=self.label,
+                    fix="links are refused: they can point outside the tree",
+                )
             if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no type recorded (most zips)
-                raise ArchiveError(f"entry {info.filename!r} is not a regular file or folder", file=self.label, fix="refusing special files")
+                raise ArchiveError(
+                    f"entry {info.filename!r} is not a regular file or folder",
+                    file=self.label,
+                    fix="refusing special files",
+                )
             name = safe_member_name(info.filename, self.label)
             if name:
                 yield Member(name, info.file_size, info.is_dir())
@@ -199,12 +223,24 @@ class Archive:
         try:
             infos = self._tar.getmembers()
         except (tarfile.TarError, EOFError, OSError) as error:
-            raise ArchiveError(f"{self.label} is truncated or corrupt ({error})", file=self.label, fix="delete it and download it again") from None
+            raise ArchiveError(
+                f"{self.label} is truncated or corrupt ({error})",
+                file=self.label,
+                fix="delete it and download it again",
+            ) from None
         for info in infos:
             if info.issym() or info.islnk():
-                raise ArchiveError(f"entry {info.name!r} is a link", file=self.label, fix="links are refused: they can point outside the tree")
+                raise ArchiveError(
+                    f"entry {info.name!r} is a link",
+                    file=self.label,
+                    fix="links are refused: they can point outside the tree",
+                )
             if not (info.isfile() or info.isdir()):
-                raise ArchiveError(f"entry {info.name!r} is not a regular file or folder", file=self.label, fix="refusing special files")
+                raise ArchiveError(
+                    f"entry {info.name!r} is not a regular file or folder",
+                    file=self.label,
+                    fix="refusing special files",
+                )
             name = safe_member_name(info.name, self.label)
             if name:
                 yield Member(name, info.size, info.isdir())
@@ -228,7 +264,7 @@ class Archive:
                 if not name:
                     continue
                 target = dest / name
-                if (source.is_dir() if self._zip is not None else source.isdir()):
+                if source.is_dir() if self._zip is not None else source.isdir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -194,7 +194,9 @@ def _list_remote(request: ArchiveRequest, folder: str) -> tuple[str, dict[str, R
             ) from hub_error
         mirror = request.local_mirror
         if mirror is not None and (mirror / ".git").exists():
-            log.info("hub unreachable (%s); verifying against the git-lfs pointers of %s", _first_line(hub_error), mirror)
+            log.info(
+                "hub unreachable (%s); verifying against the git-lfs pointers of %s", _first_line(hub_error), mirror
+            )
             return list_git_lfs_clone(mirror, request.revision, folder)
         raise DownloadError(
             f"cannot reach the hub to list {request.repo_id}@{request.revision}: {_first_line(hub_error)}",
@@ -218,10 +220,14 @@ def _verify_in_mirror(mirror: Path, part: RemoteFile) -> Path:
     path = mirror / part.path
     fix = f"cd {mirror} && git lfs pull --include='{part.path}'"
     if not path.is_file():
-        raise DownloadError(f"{part.path} is missing from the local mirror", file=str(path), key="sa2va_training.local_mirror", fix=fix)
+        raise DownloadError(
+            f"{part.path} is missing from the local mirror", file=str(path), key="sa2va_training.local_mirror", fix=fix
+        )
     with open(path, "rb") as handle:
         if handle.read(len(LFS_POINTER_HEADER)) == LFS_POINTER_HEADER and part.size > 1024:
-            raise DownloadError(f"{part.path} in the local mirror is a git-lfs pointer, not the file", file=str(path), fix=fix)
+            raise DownloadError(
+                f"{part.path} in the local mirror is a git-lfs pointer, not the file", file=str(path), fix=fix
+            )
     problem = part.mismatch(path)
     if problem:
         raise DownloadError(

@@ -65,12 +65,21 @@ def _meta_expression_counts(folder: Path, pattern: str) -> dict[str, int]:
 
 
 def _charades_expressions(folder: Path) -> dict[str, int]:
-    lines = [line for path in sorted((folder / "annotations").glob("*.txt")) for line in path.read_text().splitlines() if line.strip()]
+    lines = [
+        line
+        for path in sorted((folder / "annotations").glob("*.txt"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
     return {"expressions": len(lines)}
 
 
 def _didemo_expressions(folder: Path) -> dict[str, int]:
-    return {"expressions": sum(len(json.loads(path.read_text())) for path in sorted((folder / "annotations").glob("*.json")))}
+    return {
+        "expressions": sum(
+            len(json.loads(path.read_text())) for path in sorted((folder / "annotations").glob("*.json"))
+        )
+    }
 
 
 EXPRESSION_COUNTERS: dict[str, Callable[[Path], dict[str, int]]] = {

@@ -90,8 +90,12 @@ def find_units(staged: Path, archive_name: str) -> list[Unit]:
 
     for folder, subdirs in sorted(tree.dirs.items()):
         expressions = folder / "meta_expressions"
-        if "meta_expressions" in subdirs and not _inside(folder, claimed) and any(
-            "meta_expressions.json" in tree.files.get(expressions / split, ()) for split in tree.dirs[expressions]
+        if (
+            "meta_expressions" in subdirs
+            and not _inside(folder, claimed)
+            and any(
+                "meta_expressions.json" in tree.files.get(expressions / split, ()) for split in tree.dirs[expressions]
+            )
         ):
             claim(Unit("rvos", folder, "video_datas/rvos"))
 

@@ -67,12 +67,16 @@ class SourceSpec:
         )
 
 
-def fetch_source(spec: SourceSpec, data_root: Path, download_dir: Path, marker_path: Path, limits: ExtractLimits) -> dict:
+def fetch_source(
+    spec: SourceSpec, data_root: Path, download_dir: Path, marker_path: Path, limits: ExtractLimits
+) -> dict:
     """Bring one source into data_root/spec.dest and write its marker."""
     if spec.kind == "local":
         placed = _place_local(spec, data_root, limits)
     else:
-        fetched = _download_url_files(spec, download_dir) if spec.kind == "url" else _download_hf_files(spec, download_dir)
+        fetched = (
+            _download_url_files(spec, download_dir) if spec.kind == "url" else _download_hf_files(spec, download_dir)
+        )
         placed = _place_fetched(spec, fetched, data_root, limits)
     marker = {"source": spec.name, "kind": spec.kind, "dest": spec.dest, "files": placed}
     atomic_write_json(marker_path, marker)
@@ -103,8 +107,16 @@ def _download_hf_files(spec: SourceSpec, download_dir: Path) -> list[Path]:
         folder = str(PurePosixPath(name).parent).removeprefix(".")
         commit, remote = list_hub_folder(spec.repo_id, spec.revision, folder, spec.endpoint, spec.repo_type)
         if name not in remote:
-            raise SourceError(f"{name} is not in {spec.repo_id}@{spec.revision}", key=f"sources.{spec.name}.files", fix=f"it has: {', '.join(sorted(remote))}")
-        fetched.append(download_verified(spec.repo_id, commit, remote[name], download_dir / spec.repo_id, spec.endpoint, spec.repo_type))
+            raise SourceError(
+                f"{name} is not in {spec.repo_id}@{spec.revision}",
+                key=f"sources.{spec.name}.files",
+                fix=f"it has: {', '.join(sorted(remote))}",
+            )
+        fetched.append(
+            download_verified(
+                spec.repo_id, commit, remote[name], download_dir / spec.repo_id, spec.endpoint, spec.repo_type
+            )
+        )
     return fetched
 
 
@@ -139,7 +151,12 @@ def _place_tree(spec: SourceSpec, tree: Path, data_root: Path, trash: Path, labe
         return place(Unit("videos", find_video_folder(tree, label), spec.dest, merge=True), data_root, trash)
     units = [unit for unit in find_units(tree, label) if unit.dest == spec.dest]
     if not units:
-        raise SourceError(f"{label} holds no dataset for {spec.dest}", file=label, key=f"sources.{spec.name}", fix=spec.instructions or "check the source")
+        raise SourceError(
+            f"{label} holds no dataset for {spec.dest}",
+            file=label,
+            key=f"sources.{spec.name}",
+            fix=spec.instructions or "check the source",
+        )
     return place(units[0], data_root, trash)
 
 
@@ -166,7 +183,12 @@ def _place_local(spec: SourceSpec, data_root: Path, limits: ExtractLimits) -> li
     if link.is_symlink() or link.is_file():
         link.unlink()
     elif link.exists():
-        raise SourceError(f"{link} exists and is not a link", file=str(link), key=key, fix=f"move {link} away; it would be replaced by a link to {folder}")
+        raise SourceError(
+            f"{link} exists and is not a link",
+            file=str(link),
+            key=key,
+            fix=f"move {link} away; it would be replaced by a link to {folder}",
+        )
     os.replace(tmp, link)
     return [spec.dest]
 
@@ -178,6 +200,11 @@ def _local_folder(spec: SourceSpec, source: Path, key: str) -> Path:
     if spec.layout == "detect":
         units = [unit for unit in find_units(source, spec.name) if unit.dest == spec.dest]
         if not units:
-            raise SourceError(f"{source} does not look like {spec.dest} (marker files missing)", file=str(source), key=key, fix=spec.instructions)
+            raise SourceError(
+                f"{source} does not look like {spec.dest} (marker files missing)",
+                file=str(source),
+                key=key,
+                fix=spec.instructions,
+            )
         return units[0].source
     return source

@@ -75,7 +75,9 @@ def download_resumable(
     return target
 
 
-def _fetch_rest(url: str, partial: Path, have: int, digest, headers: dict[str, str], expected_size: int | None, label: str):
+def _fetch_rest(
+    url: str, partial: Path, have: int, digest, headers: dict[str, str], expected_size: int | None, label: str
+):
     """Append the rest of `url` to `partial`; returns the new length and the running sha256."""
     request_headers = dict(headers)
     if have:
@@ -84,7 +86,9 @@ def _fetch_rest(url: str, partial: Path, have: int, digest, headers: dict[str, s
     try:
         response = requests.get(url, headers=request_headers, stream=True, timeout=TIMEOUT_S)
     except requests.RequestException as error:
-        raise DownloadError(f"{label}: cannot connect ({error})", file=url, fix="check the network and run again; it will resume") from None
+        raise DownloadError(
+            f"{label}: cannot connect ({error})", file=url, fix="check the network and run again; it will resume"
+        ) from None
     with response:
         if response.status_code == 416 and have:  # nothing after `have`: the part is already whole
             return have, digest
@@ -92,14 +96,17 @@ def _fetch_rest(url: str, partial: Path, have: int, digest, headers: dict[str, s
             raise DownloadError(
                 f"{label}: the server answered {response.status_code} {response.reason}",
                 file=url,
-                fix="set HF_TOKEN for a gated repo" if response.status_code in (401, 403) else "check the URL or revision",
+                fix="set HF_TOKEN for a gated repo"
+                if response.status_code in (401, 403)
+                else "check the URL or revision",
             )
         if have and response.status_code != 206:  # the server ignored Range: start over
             have, digest = 0, hashlib.sha256()
         mode = "ab" if have else "wb"
-        with open(partial, mode) as out, tqdm(
-            total=expected_size, initial=have, unit="B", unit_scale=True, desc=label, mininterval=2.0
-        ) as progress:
+        with (
+            open(partial, mode) as out,
+            tqdm(total=expected_size, initial=have, unit="B", unit_scale=True, desc=label, mininterval=2.0) as progress,
+        ):
             try:
                 for chunk in response.iter_content(CHUNK):
                     out.write(chunk)
@@ -107,5 +114,9 @@ def _fetch_rest(url: str, partial: Path, have: int, digest, headers: dict[str, s
                     progress.update(len(chunk))
                     have += len(chunk)
             except requests.RequestException as error:
-                raise DownloadError(f"{label}: connection lost at byte {have:,} ({error})", file=url, fix="run again: it resumes from there") from None
+                raise DownloadError(
+                    f"{label}: connection lost at byte {have:,} ({error})",
+                    file=url,
+                    fix="run again: it resumes from there",
+                ) from None
     return have, digest

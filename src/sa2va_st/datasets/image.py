@@ -56,7 +56,17 @@ from .common import (
 )
 
 IMAGE_COLUMNS = (
-    "id", "dataset", "split", "image_id", "image_path", "width", "height", "ref_id", "ann_id", "sentence", "box",
+    "id",
+    "dataset",
+    "split",
+    "image_id",
+    "image_path",
+    "width",
+    "height",
+    "ref_id",
+    "ann_id",
+    "sentence",
+    "box",
 )
 DEFAULT_MAX_EXPRESSIONS = 5
 
@@ -91,7 +101,8 @@ class ImageGroundingDataset(GroundingDataset):
             if box is None or len(box) != 4:
                 raise DatasetError(
                     f"row id {cols['id'][i]!r} has box {box!r}; a box is four numbers x1, y1, x2, y2",
-                    file=origin[i], key=f"{cols['id'][i]}:box",
+                    file=origin[i],
+                    key=f"{cols['id'][i]}:box",
                     fix="rebuild the manifest; rows without a box are dropped there",
                 )
         self._boxes = np.asarray(cols["box"], dtype=np.float64).reshape(-1, 4)  # (rows, 4)

@@ -66,8 +66,20 @@ from .common import (
 )
 
 TEMPORAL_COLUMNS = (
-    "id", "dataset", "split", "video", "sentence", "video_path", "features_path", "fps", "num_features",
-    "duration", "start_s", "end_s", "start_idx", "end_idx",
+    "id",
+    "dataset",
+    "split",
+    "video",
+    "sentence",
+    "video_path",
+    "features_path",
+    "fps",
+    "num_features",
+    "duration",
+    "start_s",
+    "end_s",
+    "start_idx",
+    "end_idx",
 )
 
 
@@ -107,7 +119,8 @@ class TemporalGroundingDataset(GroundingDataset):
             if self._num_features[i] < 1:
                 raise DatasetError(
                     f"row id {cols['id'][i]!r} has num_features {self._num_features[i]}",
-                    file=origin[i], key=f"{cols['id'][i]}:num_features",
+                    file=origin[i],
+                    key=f"{cols['id'][i]}:num_features",
                     fix="re-extract the video's features; the manifests stage drops failed videos",
                 )
             try:
@@ -116,7 +129,8 @@ class TemporalGroundingDataset(GroundingDataset):
                 raise DatasetError(
                     f"row id {cols['id'][i]!r}: bad window [{self._window[i][0]}, {self._window[i][1]}] "
                     f"or duration {self._duration[i]}: {exc.what}",
-                    file=origin[i], key=f"{cols['id'][i]}:start_s",
+                    file=origin[i],
+                    key=f"{cols['id'][i]}:start_s",
                     fix="rebuild the manifest (it clips and orders windows)",
                 ) from exc
         if check_files:
@@ -143,14 +157,16 @@ class TemporalGroundingDataset(GroundingDataset):
             if dtype.kind != "f":
                 raise DatasetError(
                     f"the features file holds {dtype}, not floating-point features",
-                    file=path, key=f"{manifest}:{row_id}:features_path",
+                    file=path,
+                    key=f"{manifest}:{row_id}:features_path",
                     fix="re-run extract_clip_features for this video",
                 )
             if len(shape) != 2 or shape[0] != t:
                 raise DatasetError(
                     f"the features file has shape {shape} but manifest {manifest} (row id {row_id!r}) "
                     f"says num_features {t}",
-                    file=path, key=f"{manifest}:{row_id}:num_features",
+                    file=path,
+                    key=f"{manifest}:{row_id}:num_features",
                     fix="the features were re-extracted after the manifest was built: rebuild the manifest",
                 )
 
@@ -162,7 +178,8 @@ class TemporalGroundingDataset(GroundingDataset):
         except (OSError, ValueError) as exc:
             raise DatasetError(
                 f"cannot read the features file named by manifest {manifest} (row id {row_id!r}): {exc}",
-                file=path, key=f"{manifest}:{row_id}:features_path",
+                file=path,
+                key=f"{manifest}:{row_id}:features_path",
                 fix="re-run extract_clip_features for this video",
             ) from exc
         if not picked.dtype.isnative:

@@ -65,8 +65,19 @@ from .common import (
 )
 
 VIDEO_COLUMNS = (
-    "id", "dataset", "split", "video", "exp_id", "sentence", "frame_dir", "frames", "num_frames",
-    "width", "height", "boxes", "has_masks",
+    "id",
+    "dataset",
+    "split",
+    "video",
+    "exp_id",
+    "sentence",
+    "frame_dir",
+    "frames",
+    "num_frames",
+    "width",
+    "height",
+    "boxes",
+    "has_masks",
 )
 VIDEO_OPTIONAL_COLUMNS = ("type_id",)
 DEFAULT_NUM_FRAMES = 6
@@ -109,7 +120,8 @@ class VideoGroundingDataset(GroundingDataset):
                 raise DatasetError(
                     f"row id {row_id!r}: num_frames is {cols['num_frames'][i]!r} but the frames list holds "
                     f"{0 if not frames else len(frames)} name(s)",
-                    file=origin[i], key=f"{row_id}:frames",
+                    file=origin[i],
+                    key=f"{row_id}:frames",
                     fix="rebuild the manifest; clips without frames are dropped there",
                 )
             key = (cols["frame_dir"][i], tuple(frames))
@@ -117,12 +129,14 @@ class VideoGroundingDataset(GroundingDataset):
                 clip_of[key] = len(self._clips)
                 self._clips.append(key)
             self._clip.append(clip_of[key])
-            self._boxes.append(self._row_boxes(cols["boxes"][i], bool(cols["has_masks"][i]), len(frames),
-                                               row_id, origin[i]))
+            self._boxes.append(
+                self._row_boxes(cols["boxes"][i], bool(cols["has_masks"][i]), len(frames), row_id, origin[i])
+            )
             if self.train and self._boxes[-1] is None and cols["type_id"][i] != NO_TARGET_TYPE_ID:
                 raise DatasetError(
                     f"row id {row_id!r} has no masks (has_masks false): it cannot be trained on",
-                    file=origin[i], key=f"{row_id}:has_masks",
+                    file=origin[i],
+                    key=f"{row_id}:has_masks",
                     fix="train on splits with masks; use train=False for splits without them",
                 )
         if check_files:
@@ -139,13 +153,17 @@ class VideoGroundingDataset(GroundingDataset):
             if has_masks:
                 raise DatasetError(
                     f"row id {row_id!r}: has_masks is true but boxes is null",
-                    file=manifest, key=f"{row_id}:boxes", fix="rebuild the manifest",
+                    file=manifest,
+                    key=f"{row_id}:boxes",
+                    fix="rebuild the manifest",
                 )
             return None
         if len(boxes) != n:
             raise DatasetError(
                 f"row id {row_id!r}: {len(boxes)} per-frame boxes for {n} frames",
-                file=manifest, key=f"{row_id}:boxes", fix="rebuild the manifest from the current special_jsons",
+                file=manifest,
+                key=f"{row_id}:boxes",
+                fix="rebuild the manifest from the current special_jsons",
             )
         out = np.full((n, 4), np.nan, dtype=np.float64)
         for j, box in enumerate(boxes):
@@ -154,7 +172,9 @@ class VideoGroundingDataset(GroundingDataset):
             if len(box) != 4 or any(v is None for v in box):
                 raise DatasetError(
                     f"row id {row_id!r}: frame {j} has box {box!r}; a box is four numbers or null",
-                    file=manifest, key=f"{row_id}:boxes", fix="rebuild the manifest",
+                    file=manifest,
+                    key=f"{row_id}:boxes",
+                    fix="rebuild the manifest",
                 )
             out[j] = box
         return out
@@ -183,7 +203,8 @@ class VideoGroundingDataset(GroundingDataset):
         if len(shapes) > 1:
             raise DatasetError(
                 f"the frames of row id {row_id!r} have different sizes {sorted(shapes)}",
-                file=os.fspath(paths[0].parent), key=f"{manifest}:{row_id}:frames",
+                file=os.fspath(paths[0].parent),
+                key=f"{manifest}:{row_id}:frames",
                 fix="the clip's frames must share one size: unpack the archive again",
             )
         stacked = torch.stack([decoded[j] for j in picks.tolist()])  # (n, 3, H, W)

@@ -144,9 +144,7 @@ def prepare_video(position: int, video: VideoSource, settings: DecodeSettings) -
     try:
         probe = probe_video(video.path)
         chosen = timing.choose_frames(probe.frame_times_s, probe.duration_s, settings.fps)  # (T,)
-        row = IndexRow(
-            video.vid, len(chosen), settings.fps, probe.duration_s, probe.source_fps, probe.frame_count, OK
-        )
+        row = IndexRow(video.vid, len(chosen), settings.fps, probe.duration_s, probe.source_fps, probe.frame_count, OK)
         if is_complete(feature_path(settings.out_dir, video.vid), len(chosen), settings.embed_dim):
             return VideoItem(position, row, skipped=True)
         distinct, index = np.unique(chosen, return_inverse=True)  # (U,), (T,)
@@ -261,7 +259,12 @@ def remove_stale_temporaries(out_dir: Path, vids: set[str]) -> int:
     removed = 0
     for path in Path(out_dir).iterdir():
         name = path.name
-        if name.startswith(".") and name.endswith(".tmp") and ".npy." in name and name[1:].rsplit(".npy.", 1)[0] in vids:
+        if (
+            name.startswith(".")
+            and name.endswith(".tmp")
+            and ".npy." in name
+            and name[1:].rsplit(".npy.", 1)[0] in vids
+        ):
             path.unlink(missing_ok=True)
             removed += 1
     return removed

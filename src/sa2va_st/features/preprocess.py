@@ -81,7 +81,11 @@ def resize_crop_uint8(frames: np.ndarray | torch.Tensor, cfg: PreprocessConfig) 
 
 
 def normalize(
-    crops: torch.Tensor, cfg: PreprocessConfig, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+    crops: torch.Tensor,
+    cfg: PreprocessConfig,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
 ) -> torch.Tensor:
     """(n, 3, h, w) uint8 crops -> (n, 3, h, w) model input: /255, minus mean, over std, in `dtype`."""
     x = crops.to(device, non_blocking=True).to(torch.float32).div_(255.0)

@@ -51,9 +51,7 @@ _VIDEO = rf"{_ENTRY}(?:\s*+{re.escape(NEXT_TOKEN)}\s*+{_ENTRY})*+"
 _NUM_RE = re.compile(_NUM)
 _BOXES_RE = re.compile(_BOXES)
 _VIDEO_RE = re.compile(_VIDEO)
-_FORBIDDEN_STRAY = re.compile(
-    rf"{re.escape(BOX_SEP_TOKEN)}|{re.escape(NO_BOX_TOKEN)}|{re.escape(NEXT_TOKEN)}|<frame_"
-)
+_FORBIDDEN_STRAY = re.compile(rf"{re.escape(BOX_SEP_TOKEN)}|{re.escape(NO_BOX_TOKEN)}|{re.escape(NEXT_TOKEN)}|<frame_")
 
 
 # --------------------------------------------------------------------------- encode
@@ -92,9 +90,7 @@ def encode_boxes(boxes: Sequence[Sequence[float]]) -> str:
     """An image answer: one or more boxes joined by ``<box_sep>``."""
     boxes = list(boxes)
     if not boxes:
-        raise FormatError(
-            "an image answer needs at least one box", fix="drop samples whose target is empty"
-        )
+        raise FormatError("an image answer needs at least one box", fix="drop samples whose target is empty")
     return BOX_SEP_TOKEN.join(encode_box(b) for b in boxes)
 
 

@@ -137,9 +137,7 @@ def encode_window_tokens(a: int, b: int, n: int = DEFAULT_NUM_BINS) -> str:
     a, b = _check_index(a, "a"), _check_index(b, "b")
     if not 0 <= a <= b <= n - 1:
         raise FormatError(f"feature indices must satisfy 0 <= a <= b <= {n - 1}, got a={a}, b={b}")
-    return (
-        f"{FRAME_TOKENS[a // 10]}{FRAME_TOKENS[a % 10]}-{FRAME_TOKENS[b // 10]}{FRAME_TOKENS[b % 10]}"
-    )
+    return f"{FRAME_TOKENS[a // 10]}{FRAME_TOKENS[a % 10]}-{FRAME_TOKENS[b // 10]}{FRAME_TOKENS[b % 10]}"
 
 
 def decode_window_tokens(text: str, n: int = DEFAULT_NUM_BINS) -> tuple[int, int] | ParseFailure:
@@ -165,7 +163,9 @@ def decode_window_tokens(text: str, n: int = DEFAULT_NUM_BINS) -> tuple[int, int
     return a, b
 
 
-def sample_positions(num_available: int, n: int = DEFAULT_NUM_BINS, rng: np.random.Generator | None = None) -> np.ndarray:
+def sample_positions(
+    num_available: int, n: int = DEFAULT_NUM_BINS, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Rule 2: which of ``num_available`` feature rows the model sees as features ``0..n-1``.
 
     Uniform over the whole video and independent of any target. ``rng`` given

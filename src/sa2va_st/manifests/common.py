@@ -80,7 +80,9 @@ class Listings:
 # ----------------------------------------------------------------------------- special_jsons
 
 
-def special_datasets(special_jsons_dir: Path, kinds: Iterable[str], requested: Iterable[str] | None) -> tuple[list[str], dict[str, str]]:
+def special_datasets(
+    special_jsons_dir: Path, kinds: Iterable[str], requested: Iterable[str] | None
+) -> tuple[list[str], dict[str, str]]:
     """(datasets to build, {dataset: reason} for the skipped ones), in special_jsons order.
 
     Default: every dataset of these kinds that has a folder in special_jsons_dir. A requested
@@ -94,7 +96,11 @@ def special_datasets(special_jsons_dir: Path, kinds: Iterable[str], requested: I
         names = list(dict.fromkeys(requested))
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise ManifestError(f"unknown dataset(s) {', '.join(unknown)} for this stage", key="datasets", fix=f"choose from {', '.join(known)}")
+            raise ManifestError(
+                f"unknown dataset(s) {', '.join(unknown)} for this stage",
+                key="datasets",
+                fix=f"choose from {', '.join(known)}",
+            )
     special_report = special_jsons_report(special_jsons_dir)
     build, skipped = [], {}
     for name in names:
@@ -103,7 +109,9 @@ def special_datasets(special_jsons_dir: Path, kinds: Iterable[str], requested: I
         else:
             entry = special_report.get(name, {})
             reason = entry.get("reason") if entry.get("status") == "skipped" else None
-            skipped[name] = f"special_jsons skipped it: {reason}" if reason else f"no special_jsons in {special_jsons_dir / name}"
+            skipped[name] = (
+                f"special_jsons skipped it: {reason}" if reason else f"no special_jsons in {special_jsons_dir / name}"
+            )
     return build, skipped
 
 
@@ -127,10 +135,14 @@ def load_special(path: Path, kind: str, dataset: str, schemas: dict) -> dict:
         doc = load_json(path)
         if not isinstance(doc, dict) or doc.get("kind") != kind:
             got = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
-            raise AnnotationError(f"{path.name} has kind {got!r}, expected {kind!r} for {dataset}", file=str(path), key="kind")
+            raise AnnotationError(
+                f"{path.name} has kind {got!r}, expected {kind!r} for {dataset}", file=str(path), key="kind"
+            )
         validate_special(doc, schemas[kind], str(path))
     except AnnotationError as error:
-        raise ManifestError(f"special_jsons file is not valid: {error.what}", file=str(path), key=error.key, fix=SPECIAL_FIX) from None
+        raise ManifestError(
+            f"special_jsons file is not valid: {error.what}", file=str(path), key=error.key, fix=SPECIAL_FIX
+        ) from None
     if doc["dataset"] != dataset or doc["split"] != path.stem:
         raise ManifestError(
             f"{path.name} says dataset {doc['dataset']!r}, split {doc['split']!r}; its path says {dataset!r}, {path.stem!r}",
@@ -182,7 +194,11 @@ def validate_special(doc: dict, schema: dict, label: str) -> None:
 def check_box_counts(records: list[dict], label: str) -> None:
     for n, r in enumerate(records):
         if r["boxes"] is not None and len(r["boxes"]) != len(r["frames"]):
-            raise _bad(label, f"records/{n}/boxes", f"{len(r['boxes'])} boxes for {len(r['frames'])} frames (one per frame expected)")
+            raise _bad(
+                label,
+                f"records/{n}/boxes",
+                f"{len(r['boxes'])} boxes for {len(r['frames'])} frames (one per frame expected)",
+            )
 
 
 def check_per_frame(records: list[dict], label: str) -> None:
@@ -194,7 +210,9 @@ def check_per_frame(records: list[dict], label: str) -> None:
         if boxes is None:
             continue
         if len(boxes) != len(frames):
-            raise _bad(label, f"records/{n}/boxes", f"{len(boxes)} boxes for {len(frames)} frames (one per frame expected)")
+            raise _bad(
+                label, f"records/{n}/boxes", f"{len(boxes)} boxes for {len(frames)} frames (one per frame expected)"
+            )
         for k, box in enumerate(boxes):
             if box is not None and not (
                 isinstance(box, list) and len(box) == 4 and all(type(v) in (int, float) and 0 <= v <= 1 for v in box)
@@ -273,7 +291,10 @@ class Tally:
             "rows_in": self.rows_in,
             "kept": self.kept,
             "clipped": {"rows": self.clipped_rows, "by_reason": {r: self.clipped[r] for r in CLIP_REASONS[self.kind]}},
-            "dropped": {"rows": sum(self.dropped.values()), "by_reason": {r: self.dropped[r] for r in DROP_REASONS[self.kind]}},
+            "dropped": {
+                "rows": sum(self.dropped.values()),
+                "by_reason": {r: self.dropped[r] for r in DROP_REASONS[self.kind]},
+            },
             "notes": dict(sorted(self.notes.items())),
             "examples": {r: self.examples[r] for r in DROP_REASONS[self.kind] if r in self.examples},
         }
@@ -301,7 +322,9 @@ def write_table(table: pa.Table, path: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_built(out: Path, built: dict[str, tuple[str, list[tuple[Tally, pa.Table]]]], skipped: dict[str, str], report: dict) -> None:
+def write_built(
+    out: Path, built: dict[str, tuple[str, list[tuple[Tally, pa.Table]]]], skipped: dict[str, str], report: dict
+) -> None:
     """Write every checked table of ``built`` (dataset -> (kind, [(tally, table), ...])) under ``out``,
     record it in ``report["datasets"]``, and clear the folders of stale splits and skipped datasets."""
     for name, (kind, results) in built.items():
@@ -312,7 +335,12 @@ def write_built(out: Path, built: dict[str, tuple[str, list[tuple[Tally, pa.Tabl
             entry["splits"][tally.split] = tally.entry(relative, sha)
             log.info(
                 "%s: %d in, %d kept (%d clipped), %d dropped %s",
-                relative, tally.rows_in, tally.kept, tally.clipped_rows, sum(tally.dropped.values()), dict(tally.dropped),
+                relative,
+                tally.rows_in,
+                tally.kept,
+                tally.clipped_rows,
+                sum(tally.dropped.values()),
+                dict(tally.dropped),
             )
         remove_stale(out / name, {f"{t.split}.parquet" for t, _ in results}, "*.parquet")
         report["datasets"][name] = entry

@@ -59,7 +59,11 @@ def check_report(report: dict, schema_root: str | Path | None = None) -> None:
     try:
         schema = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ManifestError(f"cannot read the manifests report schema ({error})", file=str(path), fix="run from a checkout of the project") from None
+        raise ManifestError(
+            f"cannot read the manifests report schema ({error})",
+            file=str(path),
+            fix="run from a checkout of the project",
+        ) from None
     validator = jsonschema.Draft202012Validator(schema)
     error = next(iter(sorted(validator.iter_errors(report), key=lambda e: list(map(str, e.absolute_path)))), None)
     if error is not None:  # a bug in this module, never bad input
@@ -67,7 +71,9 @@ def check_report(report: dict, schema_root: str | Path | None = None) -> None:
         raise AssertionError(f"manifests report breaks its schema at {where}: {error.message}")
     for name, entry in report["datasets"].items():
         for split, s in entry.get("splits", {}).items():
-            if s["rows_in"] != s["kept"] + s["dropped"]["rows"] or s["dropped"]["rows"] != sum(s["dropped"]["by_reason"].values()):
+            if s["rows_in"] != s["kept"] + s["dropped"]["rows"] or s["dropped"]["rows"] != sum(
+                s["dropped"]["by_reason"].values()
+            ):
                 raise AssertionError(f"report counts of {name}/{split} do not add up: {s}")
 
 
@@ -89,13 +95,18 @@ def markdown(report: dict, title: str) -> str:
         settings += [f"features: `{report['features_label']}`", f"fps: {report['fps']:g}"]
     lines += ["; ".join(settings), ""]
     t = report["totals"]
-    lines += [f"**{t['rows_in']}** rows in, **{t['kept']}** kept ({t['clipped']} of them clipped), **{t['dropped']}** dropped.", ""]
+    lines += [
+        f"**{t['rows_in']}** rows in, **{t['kept']}** kept ({t['clipped']} of them clipped), **{t['dropped']}** dropped.",
+        "",
+    ]
 
     built = [(n, e) for n, e in report["datasets"].items() if e["status"] == "built"]
     lines += ["| dataset | split | in | kept | clipped | dropped | manifest |", "|---|---|---:|---:|---:|---:|---|"]
     for name, entry in built:
         for split, s in entry["splits"].items():
-            lines.append(f"| {_cell(name)} | {_cell(split)} | {s['rows_in']} | {s['kept']} | {s['clipped']['rows']} | {s['dropped']['rows']} | `{s['manifest']}` |")
+            lines.append(
+                f"| {_cell(name)} | {_cell(split)} | {s['rows_in']} | {s['kept']} | {s['clipped']['rows']} | {s['dropped']['rows']} | `{s['manifest']}` |"
+            )
     lines.append(f"| **total** | | {t['rows_in']} | {t['kept']} | {t['clipped']} | {t['dropped']} | |")
     lines.append("")
     skipped = [(n, e) for n, e in report["datasets"].items() if e["status"] == "skipped"]
@@ -115,7 +126,9 @@ def markdown(report: dict, title: str) -> str:
             for name, entry in rows:
                 for split, s in entry["splits"].items():
                     counts = s[what]["by_reason"]
-                    lines.append(f"| {_cell(name)} | {_cell(split)} | " + " | ".join(str(counts[r]) for r in names) + " |")
+                    lines.append(
+                        f"| {_cell(name)} | {_cell(split)} | " + " | ".join(str(counts[r]) for r in names) + " |"
+                    )
             lines.append("")
             lines += [f"- `{r}`: {meaning}" for r, meaning in reasons[what].items()]
             lines.append("")

@@ -24,7 +24,18 @@ from typing import Iterable
 
 from ..annotations.common import gc_paused
 from ..annotations.special_jsons import DATASETS as SPECIAL_DATASETS
-from .common import Listings, Tally, join, load_special, path_prefix, special_datasets, special_schemas, split_files, to_table, write_built
+from .common import (
+    Listings,
+    Tally,
+    join,
+    load_special,
+    path_prefix,
+    special_datasets,
+    special_schemas,
+    split_files,
+    to_table,
+    write_built,
+)
 from .report import add_totals, new_report, write_report
 from .schemas import IMAGE_SCHEMA, VIDEO_SCHEMA
 
@@ -88,7 +99,12 @@ def video_rows(doc: dict, data_root: str, listings: Listings, tally: Tally) -> d
             continue
         absent = [f for f in frames if f not in names]
         if absent:
-            tally.drop("missing_frames", r["id"], f"{len(absent)} of {len(frames)} frames absent, e.g. {join(folder, absent[0])}", (folder, "lacks files"))
+            tally.drop(
+                "missing_frames",
+                r["id"],
+                f"{len(absent)} of {len(frames)} frames absent, e.g. {join(folder, absent[0])}",
+                (folder, "lacks files"),
+            )
             continue
         boxes = r["boxes"]
         has_masks = annotated and boxes is not None
@@ -98,7 +114,11 @@ def video_rows(doc: dict, data_root: str, listings: Listings, tally: Tally) -> d
             if type_id == NO_TARGET_TYPE_ID:
                 tally.notes["no_target_kept"] += 1
             else:
-                tally.drop("empty_mask", r["id"], f"no box in any of {len(frames)} frames (anno_ids {','.join(r['anno_ids']) or '-'})")
+                tally.drop(
+                    "empty_mask",
+                    r["id"],
+                    f"no box in any of {len(frames)} frames (anno_ids {','.join(r['anno_ids']) or '-'})",
+                )
                 continue
         tally.keep()
         tally.notes["kept_frames"] += len(frames)
@@ -155,7 +175,9 @@ def _build_spatial_manifests(
     names, skipped = special_datasets(special_jsons_dir, KIND_OF, datasets)
     schemas = special_schemas(schema_root)
     listings = Listings()
-    report = new_report(SPATIAL, ["image", "video"], special_jsons_dir=str(special_jsons_dir), data_root=Path(data_root).as_posix())
+    report = new_report(
+        SPATIAL, ["image", "video"], special_jsons_dir=str(special_jsons_dir), data_root=Path(data_root).as_posix()
+    )
     built: dict[str, tuple[str, list]] = {}
     # Read and check everything before writing anything: a structural error leaves old outputs intact.
     for name in names:

@@ -54,7 +54,18 @@ from ..annotations.special_jsons import DATASETS as SPECIAL_DATASETS
 from ..errors import ManifestError
 from ..features.sharding import VIDEO_SUFFIXES
 from ..features.timing import feature_count
-from .common import Listings, Tally, join, load_special, path_prefix, special_datasets, special_schemas, split_files, to_table, write_built
+from .common import (
+    Listings,
+    Tally,
+    join,
+    load_special,
+    path_prefix,
+    special_datasets,
+    special_schemas,
+    split_files,
+    to_table,
+    write_built,
+)
 from .report import add_totals, new_report, write_report
 from .schemas import TEMPORAL_SCHEMA
 
@@ -73,6 +84,8 @@ class IndexEntry(NamedTuple):
     duration: float | None
     status: str
     error: str | None
+
+
 # suffixes stripped from an annotation's video name to get the feature id (wider than the files
 # the feature stage reads: an annotation may name the original .wmv of a converted .mp4)
 NAME_SUFFIXES = tuple(sorted(set(VIDEO_SUFFIXES) | {".m4v", ".3gp", ".wmv", ".flv", ".mpg", ".mpeg"}))
@@ -128,7 +141,12 @@ def read_index_rows(path: str, fix: str) -> list[IndexEntry]:
         raise ManifestError(f"cannot read the features index ({error})", file=path, fix=fix) from None
     missing = [c for c in INDEX_COLUMNS if c not in table.column_names]
     if missing:
-        raise ManifestError(f"not a features index: no column(s) {missing} (it has {table.column_names})", file=path, key=missing[0], fix=fix)
+        raise ManifestError(
+            f"not a features index: no column(s) {missing} (it has {table.column_names})",
+            file=path,
+            key=missing[0],
+            fix=fix,
+        )
     columns = {c: table.column(c).to_pylist() for c in INDEX_COLUMNS}
     entries = [IndexEntry(*values) for values in zip(*(columns[c] for c in INDEX_COLUMNS))]
     seen: set[str] = set()
@@ -141,7 +159,9 @@ def read_index_rows(path: str, fix: str) -> list[IndexEntry]:
 
 def load_index(features_dir: str, fps: float, dataset: str) -> dict:
     """vid -> IndexRow of the feature folder's index; ManifestError when it cannot be trusted."""
-    fix = f"run extract_clip_features for {dataset} at fps {fps:g} (snakemake extract_clip_features --config fps={fps:g})"
+    fix = (
+        f"run extract_clip_features for {dataset} at fps {fps:g} (snakemake extract_clip_features --config fps={fps:g})"
+    )
     if not os.path.isdir(features_dir):
         raise ManifestError(f"{dataset}: the feature folder is missing", file=features_dir, fix=fix)
     path = join(features_dir, INDEX_NAME)
@@ -159,7 +179,9 @@ def load_index(features_dir: str, fps: float, dataset: str) -> dict:
     return {r.vid: r for r in rows}
 
 
-def temporal_rows(doc: dict, video_dir: str, features_dir: str, index: dict, fps: float, listings: Listings, tally: Tally) -> dict[str, list]:
+def temporal_rows(
+    doc: dict, video_dir: str, features_dir: str, index: dict, fps: float, listings: Listings, tally: Tally
+) -> dict[str, list]:
     rows: dict[str, list] = {f.name: [] for f in TEMPORAL_SCHEMA}
     videos = video_files(listings.names(video_dir))
     feature_files = listings.names(features_dir) or frozenset()
@@ -184,7 +206,9 @@ def temporal_rows(doc: dict, video_dir: str, features_dir: str, index: dict, fps
             tally.drop("missing_features", r["id"], f"extraction of {vid} failed: {first_line[:200]}")
             continue
         if npy not in feature_files:
-            tally.drop("missing_features", r["id"], f"{join(features_dir, npy)} is absent", (features_dir, "lacks files"))
+            tally.drop(
+                "missing_features", r["id"], f"{join(features_dir, npy)} is absent", (features_dir, "lacks files")
+            )
             continue
         duration, T = float(entry.duration), int(entry.T)
         expected = feature_count(duration, fps)
@@ -196,7 +220,9 @@ def temporal_rows(doc: dict, video_dir: str, features_dir: str, index: dict, fps
             tally.drop("zero_length_window", r["id"], f"window [{start:g}, {end:g}]")
             continue
         if start >= duration:
-            tally.drop("window_after_end", r["id"], f"window [{start:g}, {end:g}] starts at/after the end ({duration:g} s)")
+            tally.drop(
+                "window_after_end", r["id"], f"window [{start:g}, {end:g}] starts at/after the end ({duration:g} s)"
+            )
             continue
         # clipped to [0, duration] exactly (annotations.clip_window would round the duration to
         # 6 decimals, which can land just past the end); start >= 0 by the special_jsons schema
@@ -229,7 +255,9 @@ def temporal_rows(doc: dict, video_dir: str, features_dir: str, index: dict, fps
                 "fix": "+".join(fixes),
             }
         )
-    start_idx, end_idx = window_indices([p["start_s"] for p in pending], [p["end_s"] for p in pending], fps, [p["num_features"] for p in pending])
+    start_idx, end_idx = window_indices(
+        [p["start_s"] for p in pending], [p["end_s"] for p in pending], fps, [p["num_features"] for p in pending]
+    )
     for p, a, b in zip(pending, start_idx.tolist(), end_idx.tolist()):
         p["start_idx"], p["end_idx"] = a, b
         for key in rows:
@@ -277,8 +305,15 @@ def build_temporal_manifests(
     built: dict[str, tuple[str, list]] = {}
     for name in names:  # everything is read and checked before anything is written
         video_dir = path_prefix(video_dirs[name]) if name in video_dirs else join(prefix, VIDEO_FOLDERS[name])
-        features_dir = path_prefix(features_dirs[name]) if name in features_dirs else default_features_dir(data_root, name, features_label, fps)
-        docs = [(path, load_special(path, SPECIAL_DATASETS[name][1], name, schemas)) for path in split_files(special_jsons_dir, name)]
+        features_dir = (
+            path_prefix(features_dirs[name])
+            if name in features_dirs
+            else default_features_dir(data_root, name, features_label, fps)
+        )
+        docs = [
+            (path, load_special(path, SPECIAL_DATASETS[name][1], name, schemas))
+            for path in split_files(special_jsons_dir, name)
+        ]
         index = load_index(features_dir, fps, name) if any(doc["records"] for _, doc in docs) else {}
         results = []
         for path, doc in docs:

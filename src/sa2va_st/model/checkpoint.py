@@ -91,13 +91,17 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ModelError(f"{what} not found", file=str(path), fix="pass a folder written by sa2va_st.model.checkpoint") from None
+        raise ModelError(
+            f"{what} not found", file=str(path), fix="pass a folder written by sa2va_st.model.checkpoint"
+        ) from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"{what} is unreadable: {exc}", file=str(path), fix="write it again") from exc
     if data.get("format_version") != FORMAT_VERSION:
         raise ModelError(
             f"{what} has format_version {data.get('format_version')!r}, this code reads {FORMAT_VERSION}",
-            file=str(path), key="format_version", fix="use the sa2va_st version that wrote it",
+            file=str(path),
+            key="format_version",
+            fix="use the sa2va_st version that wrote it",
         )
     return data
 
@@ -116,7 +120,8 @@ def _check_tokens(model: Sa2vaSTModel, saved: dict[str, int], file: Path) -> Non
         diff = {t: (saved.get(t), ours.get(t)) for t in MODEL_TOKENS if saved.get(t) != ours.get(t)}
         raise ModelError(
             f"the special tokens got other ids than in the checkpoint (saved, now): {diff}",
-            file=str(file), key="tokens",
+            file=str(file),
+            key="tokens",
             fix="load with the base model (and revision) the checkpoint was trained from",
         )
 
@@ -131,8 +136,11 @@ def save_trainable(model: Sa2vaSTModel, out_dir: str | os.PathLike, extra: dict[
     out_dir = Path(out_dir)
     state = {name: p.detach().to("cpu").contiguous() for name, p in model.trainable_parameters().items()}
     if not state:
-        raise ModelError("nothing in the model is trainable: nothing to save", key="model.train",
-                         fix="export the model instead (checkpoint.export)")
+        raise ModelError(
+            "nothing in the model is trainable: nothing to save",
+            key="model.train",
+            fix="export the model instead (checkpoint.export)",
+        )
     config = model.config
     meta = {
         "format_version": FORMAT_VERSION,
@@ -140,8 +148,9 @@ def save_trainable(model: Sa2vaSTModel, out_dir: str | os.PathLike, extra: dict[
         "base": {"vlm": config.vlm, "revision": config.revision, "commit": resolved_commit(config)},
         "tokens": _token_ids(model),
         "vocab_size": len(model.tokenizer),
-        "parameters": {name: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
-                       for name, t in state.items()},
+        "parameters": {
+            name: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for name, t in state.items()
+        },
         "counts": model.parameter_counts(),
         "extra": extra or {},
     }
@@ -187,7 +196,8 @@ def load_trainable(
             if tuple(tensor.shape) != tuple(params[name].shape):
                 raise ModelError(
                     f"{name} has shape {tuple(tensor.shape)} in the checkpoint, {tuple(params[name].shape)} in the model",
-                    file=str(folder / TRAINABLE_WEIGHTS), key=name,
+                    file=str(folder / TRAINABLE_WEIGHTS),
+                    key=name,
                     fix="load with the base model the checkpoint was trained from",
                 )
             params[name].copy_(tensor.to(params[name].dtype))
@@ -224,7 +234,11 @@ def export(model: Sa2vaSTModel, out_dir: str | os.PathLike, *, merge_lora: bool 
         meta = {
             "format_version": FORMAT_VERSION,
             "config": model.config.with_changes(vlm=EXPORT_VLM, revision=None).to_dict(),
-            "base": {"vlm": model.config.vlm, "revision": model.config.revision, "commit": resolved_commit(model.config)},
+            "base": {
+                "vlm": model.config.vlm,
+                "revision": model.config.revision,
+                "commit": resolved_commit(model.config),
+            },
             "merged_lora": bool(has_lora and merge_lora),
             "adapter": bool(has_lora and not merge_lora),
             "tokens": _token_ids(model),
@@ -248,7 +262,11 @@ def load_exported(folder: str | os.PathLike, *, device: str | torch.device = "cp
 
         with quiet_peft():
             vlm = PeftModel.from_pretrained(vlm, folder / EXPORT_ADAPTER, is_trainable=False)
-    hidden = vlm.get_base_model().config.text_config.hidden_size if meta.get("adapter") else vlm.config.text_config.hidden_size
+    hidden = (
+        vlm.get_base_model().config.text_config.hidden_size
+        if meta.get("adapter")
+        else vlm.config.text_config.hidden_size
+    )
     projector = TemporalProjector(config.temporal.clip_dim, hidden, config.temporal.depth)
     projector.load_state_dict(_load_safetensors(folder / EXPORT_TEMPORAL))
     model = Sa2vaSTModel(config, vlm, processor, temporal_projector=projector)

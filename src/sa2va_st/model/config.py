@@ -249,7 +249,9 @@ def clip_embedding_dim(model_name: str, pretrained: str | None = None) -> int:
             return int(json.loads(cfg_file.read_text())["model_cfg"]["embed_dim"])
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise ModelError(
-                f"cannot read the CLIP embedding width ({exc})", file=str(cfg_file), key="model.temporal.clip_dim",
+                f"cannot read the CLIP embedding width ({exc})",
+                file=str(cfg_file),
+                key="model.temporal.clip_dim",
                 fix="set model.temporal.clip_dim to the width of the CLIP features",
             ) from exc
     import open_clip

@@ -45,7 +45,8 @@ def _chw_uint8(image: Any) -> torch.Tensor:
         tensor = tensor.permute(2, 0, 1)
     if tensor.shape[0] != 3 or tensor.dtype != torch.uint8:
         raise ModelError(
-            f"an image must be uint8 RGB, got {tensor.dtype} of shape {tuple(tensor.shape)}", key="frames",
+            f"an image must be uint8 RGB, got {tensor.dtype} of shape {tuple(tensor.shape)}",
+            key="frames",
             fix="pass uint8 RGB images (CHW tensors as the datasets give, HWC arrays or PIL)",
         )
     return tensor.contiguous()
@@ -146,6 +147,8 @@ def ground_window_batch(
     return (results, texts) if return_text else results
 
 
-def ground_window(model: Any, features: Any, duration: float, query: str, **kwargs: Any) -> tuple[float, float] | ParseFailure:
+def ground_window(
+    model: Any, features: Any, duration: float, query: str, **kwargs: Any
+) -> tuple[float, float] | ParseFailure:
     """The window ``(start_s, end_s)`` the query describes, or a `ParseFailure`; see the module docstring."""
     return ground_window_batch(model, [(features, duration, query)], **kwargs)[0]

@@ -133,7 +133,9 @@ def add_model_tokens(vlm: nn.Module, tokenizer: Any) -> list[str]:
     new_ids = torch.tensor(tokenizer.convert_tokens_to_ids(new), dtype=torch.long)
     first = int(new_ids.min())
     with torch.no_grad():
-        for matrix in {id(m): m for m in (vlm.get_input_embeddings().weight, vlm.get_output_embeddings().weight)}.values():
+        for matrix in {
+            id(m): m for m in (vlm.get_input_embeddings().weight, vlm.get_output_embeddings().weight)
+        }.values():
             matrix[new_ids] = matrix[:first].float().mean(0).to(matrix.dtype)
     return new
 
@@ -179,9 +181,7 @@ class Sa2vaSTModel(nn.Module):
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_config(
-        cls, config: Sa2vaSTConfig, *, device: str | torch.device = "cpu", seed: int = 0
-    ) -> "Sa2vaSTModel":
+    def from_config(cls, config: Sa2vaSTConfig, *, device: str | torch.device = "cpu", seed: int = 0) -> "Sa2vaSTModel":
         """Load the VLM and its processor (hub id or folder, same ``from_pretrained`` path), add the
         special tokens, attach LoRA and the temporal projector, set what trains. Same seed, same model."""
         vlm, processor = load_vlm(config, device=device)
@@ -220,7 +220,11 @@ class Sa2vaSTModel(nn.Module):
         embed = internvl.get_input_embeddings().weight
         head = internvl.get_output_embeddings().weight
         groups: dict[str, list[tuple[str, nn.Parameter]]] = {
-            "lora": [], "projector": [], "embeddings": [], "lm_head": [], "temporal_projector": [],
+            "lora": [],
+            "projector": [],
+            "embeddings": [],
+            "lm_head": [],
+            "temporal_projector": [],
         }
         projector = {id(p) for p in internvl.model.multi_modal_projector.parameters()}
         temporal = {id(p) for p in self.temporal_projector.parameters()}
@@ -502,4 +506,3 @@ def attach_lora(vlm: nn.Module, config: Sa2vaSTConfig) -> nn.Module:
             fix="name linear layers of the LLM (Qwen: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj)",
         )
     return model
-

@@ -80,7 +80,9 @@ class EncodedSample:
 def items_from_batch(batch: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """A list of item dicts, from a list or from a ``collate_keep_lists`` batch (dict of lists + task/size)."""
     if isinstance(batch, Mapping):
-        size = int(batch["size"]) if "size" in batch else len(next(iter(v for v in batch.values() if isinstance(v, list))))
+        size = (
+            int(batch["size"]) if "size" in batch else len(next(iter(v for v in batch.values() if isinstance(v, list))))
+        )
         items = []
         for i in range(size):
             item = {k: v[i] for k, v in batch.items() if isinstance(v, list)}
@@ -143,7 +145,11 @@ class Sa2vaSTProcessor:
             images=list(images), crop_to_patches=tiled, max_patches=max_tiles, return_tensors="pt"
         )
         counts = out.get("num_patches")
-        counts = [1] * len(images) if counts is None else [int(c) for c in (counts.tolist() if hasattr(counts, "tolist") else counts)]
+        counts = (
+            [1] * len(images)
+            if counts is None
+            else [int(c) for c in (counts.tolist() if hasattr(counts, "tolist") else counts)]
+        )
         return out["pixel_values"], counts
 
     @staticmethod
@@ -200,7 +206,8 @@ class Sa2vaSTProcessor:
         answers = list(item["answers"]) if with_answer else None
         if answers is None and len(sentences) != 1:
             raise ModelError(
-                f"a generation prompt asks one question, got {len(sentences)} sentences", key="sentences",
+                f"a generation prompt asks one question, got {len(sentences)} sentences",
+                key="sentences",
                 fix="make one item per expression (sentences=[expression])",
             )
         if answers is not None and len(answers) != len(sentences):
@@ -223,7 +230,8 @@ class Sa2vaSTProcessor:
         answer = item.get("answer") if with_answer else None
         if with_answer and answer is None:
             raise ModelError(
-                "this video item has no answer (a split without masks)", key="answer",
+                "this video item has no answer (a split without masks)",
+                key="answer",
                 fix="use such splits for evaluation only (with_answer=False)",
             )
         question = VIDEO_QUESTION.format(sentence=self._sentence(item))

@@ -56,9 +56,12 @@ log = logging.getLogger(__name__)
 
 OBJECT_ID = 1  # the one object a video session tracks (one referring expression at a time)
 DTYPES = {
-    "fp32": torch.float32, "float32": torch.float32,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-    "fp16": torch.float16, "float16": torch.float16,
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
 }
 HUB_EXAMPLE = "facebook/sam2.1-hiera-tiny"
 
@@ -112,7 +115,10 @@ def tiny_sam2_config():
         },
         prompt_encoder_config={"hidden_size": hidden, "image_size": size, "patch_size": 16, "mask_input_channels": 8},
         mask_decoder_config={
-            "hidden_size": hidden, "mlp_dim": 256, "num_hidden_layers": 1, "num_attention_heads": 4,
+            "hidden_size": hidden,
+            "mlp_dim": 256,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
             "iou_head_hidden_dim": 64,
         },
         image_size=size,
@@ -276,7 +282,8 @@ def _as_uint8_tensor(value: Any, name: str) -> torch.Tensor:
         raise ModelError(f"{name} must be a uint8 tensor or array, got {type(value).__name__}", key=name)
     if value.dtype != torch.uint8:
         raise ModelError(
-            f"{name} must be uint8 (0..255 RGB), got {value.dtype}", key=name,
+            f"{name} must be uint8 (0..255 RGB), got {value.dtype}",
+            key=name,
             fix="pass decoded pixels, e.g. the dataset's `frames`, not normalised floats",
         )
     return value
@@ -297,7 +304,8 @@ def image_to_chw(image: Any) -> torch.Tensor:
         chw = image.permute(2, 0, 1)
     else:
         raise ModelError(
-            f"image must be (3, H, W) or (H, W, 3) RGB, got shape {tuple(image.shape)}", key="image",
+            f"image must be (3, H, W) or (H, W, 3) RGB, got shape {tuple(image.shape)}",
+            key="image",
             fix="convert grey or RGBA images to RGB first",
         )
     if chw.shape[1] < 1 or chw.shape[2] < 1:
@@ -310,18 +318,21 @@ def _check_box_values(boxes: torch.Tensor, name: str) -> None:
     for i, box in enumerate(boxes.tolist()):
         if not all(math.isfinite(v) for v in box):
             raise ModelError(
-                f"{name} row {i} is {box}: not finite", key=name,
+                f"{name} row {i} is {box}: not finite",
+                key=name,
                 fix="a box is four finite numbers; a video key frame without a box is None",
             )
         if not all(0.0 <= v <= 1.0 for v in box):
             raise ModelError(
-                f"{name} row {i} is {box}: a box is normalised to [0, 1]", key=name,
+                f"{name} row {i} is {box}: a box is normalised to [0, 1]",
+                key=name,
                 fix="divide pixel coordinates by the image width/height (x1, y1, x2, y2 order)",
             )
         x1, y1, x2, y2 = box
         if x2 < x1 or y2 < y1:
             raise ModelError(
-                f"{name} row {i} is {box}: x2 < x1 or y2 < y1", key=name,
+                f"{name} row {i} is {box}: x2 < x1 or y2 < y1",
+                key=name,
                 fix="boxes are x1, y1, x2, y2 (top-left then bottom-right corner)",
             )
 
@@ -336,7 +347,8 @@ def check_boxes(boxes: Any, name: str = "boxes") -> torch.Tensor:
         raise ModelError(f"{name} must be a (K, 4) array of numbers: {error}", key=name) from error
     if tensor.ndim != 2 or tensor.shape[1] != 4:
         raise ModelError(
-            f"{name} must have shape (K, 4), got {tuple(tensor.shape)}", key=name,
+            f"{name} must have shape (K, 4), got {tuple(tensor.shape)}",
+            key=name,
             fix="wrap a single box in a list: [[x1, y1, x2, y2]]",
         )
     _check_box_values(tensor, name)
@@ -348,7 +360,8 @@ def check_frames(frames: Any) -> torch.Tensor:
     frames = _as_uint8_tensor(frames, "frames")
     if frames.ndim != 4 or frames.shape[1] != 3 or min(frames.shape) < 1:
         raise ModelError(
-            f"frames must have shape (T, 3, H, W) with T, H, W >= 1, got {tuple(frames.shape)}", key="frames",
+            f"frames must have shape (T, 3, H, W) with T, H, W >= 1, got {tuple(frames.shape)}",
+            key="frames",
             fix="stack RGB frames channels-first, as the video dataset returns them",
         )
     return frames.contiguous()

@@ -69,11 +69,20 @@ CHAT_TEMPLATE = (
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "cyan", "white")
 SHAPES = ("circle", "square", "triangle", "diamond", "rectangle")
 PHRASES = (
-    "the {c} {s}", "a {c} {s}", "an {c} {s}", "The {c} {s} on the left.", "{c} {s} moving right",
-    "the {c} {s} moving left and leaving the picture", "a {c} square appears in the top left corner",
-    "A small {c} {s} in the upper right part of the picture.", "the {c} {s} and the {c} {s}",
-    "The {s} that is {c}.", "{c} one shaped like a {s}", "a person is putting a book on a shelf.",
-    "a {c} square appears in the bottom right corner", "large {c} {s} in the middle",
+    "the {c} {s}",
+    "a {c} {s}",
+    "an {c} {s}",
+    "The {c} {s} on the left.",
+    "{c} {s} moving right",
+    "the {c} {s} moving left and leaving the picture",
+    "a {c} square appears in the top left corner",
+    "A small {c} {s} in the upper right part of the picture.",
+    "the {c} {s} and the {c} {s}",
+    "The {s} that is {c}.",
+    "{c} one shaped like a {s}",
+    "a person is putting a book on a shelf.",
+    "a {c} square appears in the bottom right corner",
+    "large {c} {s} in the middle",
 )
 
 
@@ -89,7 +98,9 @@ def tiny_corpus(seed: int = 0) -> list[str]:
                 sentence = phrase.format(c=c, s=s)
                 for template in (IMAGE_QUESTION, VIDEO_QUESTION, TEMPORAL_QUESTION):
                     # without the task tokens: a base tokenizer does not know them (the model adds them)
-                    lines.append(template.format(sentence=sentence).replace(SPATIAL_TOKEN, "").replace(TEMPORAL_TOKEN, ""))
+                    lines.append(
+                        template.format(sentence=sentence).replace(SPATIAL_TOKEN, "").replace(TEMPORAL_TOKEN, "")
+                    )
     for _ in range(400):
         box = np.sort(rng.random(4).reshape(2, 2), axis=0).T.reshape(-1)  # x1 <= x2, y1 <= y2
         lines.append(", ".join(f"{v:.3f}" for v in box))
@@ -106,10 +117,12 @@ def build_tiny_tokenizer(seed: int = 0) -> Any:
 
     bpe = Tokenizer(models.BPE())
     bpe.normalizer = normalizers.NFC()
-    bpe.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     trainer = trainers.BpeTrainer(
         vocab_size=TINY_BPE_VOCAB,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte encodes: no unknown text

@@ -97,9 +97,7 @@ def _as_spec(item: DatasetSpec | Sequence[object]) -> DatasetSpec:
         return item
     if isinstance(item, (tuple, list)) and len(item) in (3, 4):
         return DatasetSpec(*item)  # type: ignore[arg-type]
-    raise SamplerError(
-        f"a dataset entry must be DatasetSpec or (name, task, length[, repeat]), got {item!r}"
-    )
+    raise SamplerError(f"a dataset entry must be DatasetSpec or (name, task, length[, repeat]), got {item!r}")
 
 
 def _dist_default(world_size: int | None, rank: int | None) -> tuple[int, int]:
@@ -157,8 +155,10 @@ class TaskGroupedBatchSampler(Sampler[list[int]]):
                 raise SamplerError(f"dataset name and task must be non-empty strings: {s!r}", key="datasets")
             _check_int(s.length, f"length of {s.name}", 0)
             r = s.repeat
-            if isinstance(r, bool) or not isinstance(r, (int, float, np.integer, np.floating)) or not (
-                math.isfinite(r) and r >= 0
+            if (
+                isinstance(r, bool)
+                or not isinstance(r, (int, float, np.integer, np.floating))
+                or not (math.isfinite(r) and r >= 0)
             ):
                 raise SamplerError(f"repeat of {s.name} must be a finite number >= 0, got {r!r}", key="repeats")
         self.specs: tuple[DatasetSpec, ...] = tuple(
@@ -309,9 +309,7 @@ class TaskGroupedBatchSampler(Sampler[list[int]]):
         """
         start = self.start_batch if batches_done is None else _check_int(batches_done, "batches_done", 0)
         if start > self.batches_per_epoch:
-            raise SamplerError(
-                f"{start} batches done but the epoch has {self.batches_per_epoch}", key="batches_done"
-            )
+            raise SamplerError(f"{start} batches done but the epoch has {self.batches_per_epoch}", key="batches_done")
         epoch = self.epoch
         if start == self.batches_per_epoch:
             epoch, start = epoch + 1, 0
