@@ -61,7 +61,6 @@ import numpy as np
 from PIL import Image
 
 from _report import Report, log_to_file
-
 from sa2va_st.atomic import staging_dir
 
 ROOT = Path(__file__).resolve().parents[1]  # repository root: default paths are relative to it

@@ -89,7 +89,6 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from _report import Report, log_to_file
-
 from sa2va_st.atomic import staging_dir
 
 ROOT = Path(__file__).resolve().parents[1]  # repository root: default paths are relative to it
@@ -737,7 +736,7 @@ def concatenate_fragments(path: Path, fragments: list[str]) -> None:
 def disk_usage(folder: Path) -> tuple[int, int]:
     """(bytes allocated on disk, files) under folder."""
     total, files = 0, 0
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for dirpath, _dirnames, filenames in os.walk(folder):
         total += os.lstat(dirpath).st_blocks * 512
         for name in filenames:
             total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
@@ -1145,7 +1144,7 @@ def main(argv=None) -> int:
     masks = t["masks"]
     report()
     report(
-        f"build (one process; masks/s and expressions/s = the world's counts over the stage's seconds)"
+        "build (one process; masks/s and expressions/s = the world's counts over the stage's seconds)"
         + (" under cProfile" if args.profile else "")
     )
     report(f"{'stage':<42} {'seconds':>8} {'masks':>10} {'masks/s':>10} {'expressions':>12} {'expr/s':>9}")

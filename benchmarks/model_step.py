@@ -137,7 +137,7 @@ class RssPeak:
             self.peak = max(self.peak, self.rss())
             time.sleep(0.001)
 
-    def __enter__(self) -> "RssPeak":
+    def __enter__(self) -> RssPeak:
         self.base = self.peak = self.rss()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -175,7 +175,7 @@ def make_items(
         return np.sort(rng.random(4).reshape(2, 2), axis=0).T.reshape(-1).tolist()
 
     items = []
-    for b in range(batch):
+    for _ in range(batch):
         if task == IMAGE_GROUNDING:
             sentences = [f"the red circle number {k} on the left" for k in range(expressions)]
             items.append(

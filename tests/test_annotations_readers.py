@@ -65,7 +65,7 @@ def clip_polygon(points: list[tuple[float, float]], width: int, height: int) -> 
     """Sutherland-Hodgman: the part of a polygon inside [0, width] x [0, height]."""
     edges = [(0, 0.0, True), (0, float(width), False), (1, 0.0, True), (1, float(height), False)]
     for axis, limit, keep_above in edges:
-        inside = (lambda p: p[axis] >= limit) if keep_above else (lambda p: p[axis] <= limit)
+        inside = (lambda p, a=axis, v=limit: p[a] >= v) if keep_above else (lambda p, a=axis, v=limit: p[a] <= v)
         result = []
         for k, current in enumerate(points):
             previous = points[k - 1]

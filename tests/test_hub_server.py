@@ -358,14 +358,13 @@ def test_broken_connection_resumes_with_range_in_the_same_process(tmp_path: Path
     assert second["bytes_sent"] == len(big) - CLIENT_CHUNK < len(big)
 
 
-KILLED_DOWNLOAD_SCRIPT = (
-    """
-import sys
-from huggingface_hub import hf_hub_download
-target = {"cache_dir": sys.argv[2]} if sys.argv[1] == "cache" else {"local_dir": sys.argv[2]}
-hf_hub_download(%r, "data/a.bin", repo_type="dataset", token=False, **target)
-"""
-    % DATASET
+KILLED_DOWNLOAD_SCRIPT = "\n".join(
+    [
+        "import sys",
+        "from huggingface_hub import hf_hub_download",
+        'target = {"cache_dir": sys.argv[2]} if sys.argv[1] == "cache" else {"local_dir": sys.argv[2]}',
+        f'hf_hub_download({DATASET!r}, "data/a.bin", repo_type="dataset", token=False, **target)',
+    ]
 )
 
 

@@ -424,7 +424,9 @@ def overfit(m: Sa2vaSTModel, items: list[dict], max_steps: int = 200, lr: float 
     optimizer = torch.optim.AdamW(list(m.trainable_parameters().values()), lr=lr, weight_decay=0.0)
     m.train()
     first = last = None
-    for step in range(1, max_steps + 1):
+    step = 0
+    while step < max_steps:
+        step += 1
         out = m(**batch)
         out.loss.backward()
         optimizer.step()

@@ -11,8 +11,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 HASH_CHUNK = 8 << 20  # 8 MiB reads keep hashing I/O-bound without large buffers
 

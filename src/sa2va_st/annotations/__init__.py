@@ -26,9 +26,9 @@ What is fatal and what is counted (the same rule everywhere):
   the video) is the manifests stage's job, which counts what it drops.
 """
 
+from ..errors import AnnotationError
 from .charades import CharadesQuery, CharadesSplit, read_charades, read_charades_jsonl, read_charades_text
 from .didemo import DidemoQuery, DidemoSplit, chunks_to_seconds, most_agreed, read_didemo
-from ..errors import AnnotationError
 from .masks import check_rle, normalise, polygons_rle, rle_box, union_box
 from .refcoco import ImageExpression, RefcocoData, read_instances, read_refcoco, read_refs
 from .special_jsons import DATASETS, build_special_jsons, dumps, load_schemas, read_special_json, validate

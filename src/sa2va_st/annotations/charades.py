@@ -20,8 +20,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .common import as_int, as_seconds, rounded, type_name
 from ..errors import AnnotationError
+from .common import as_int, as_seconds, rounded, type_name
 from .windows import Window, window
 
 TEXT_FIX = "each line must read 'VID START END##sentence' with times in seconds; correct or delete this line"

@@ -18,8 +18,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .common import as_int, load_json, require, rounded, type_name
 from ..errors import AnnotationError
+from .common import as_int, load_json, require, rounded, type_name
 
 CHUNK_SECONDS = 5
 DIDEMO_FIX = "each entry must be {annotation_id, description, video, times: [[s, e], ...], num_segments}; download the annotation file again"

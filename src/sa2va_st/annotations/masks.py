@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .common import as_int, rounded, type_name
 from ..errors import AnnotationError
+from .common import as_int, rounded, type_name
 
 PixelBox = tuple[int, int, int, int]
 Box = tuple[float, float, float, float]

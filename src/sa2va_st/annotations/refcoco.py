@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import as_int, load_json, load_pickle, require, type_name
 from ..errors import AnnotationError
+from .common import as_int, load_json, load_pickle, require, type_name
 from .masks import Box, PixelBox, check_rle, normalise, polygons_rle, rle_box
 
 # Which refs file each dataset trains on (the real folders also hold refs(google).p).

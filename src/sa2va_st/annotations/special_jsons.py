@@ -24,10 +24,10 @@ from typing import Any
 import jsonschema
 
 from ..atomic import atomic_write_text, sha256_file
+from ..errors import AnnotationError
 from .charades import read_charades
 from .common import gc_paused, relative
 from .didemo import read_didemo
-from ..errors import AnnotationError
 from .refcoco import read_refcoco
 from .video_refer import (
     VideoGrounding,

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import as_int, id_text, load_json, load_mapping_file, require, type_name
 from ..errors import AnnotationError
+from .common import as_int, id_text, load_json, load_mapping_file, require, type_name
 from .masks import Box, PixelBox, check_rle, frame_boxes, normalise, normalise_all, rle_box, union_box
 
 META_FIX = "the expressions file is not in the MeViS/ReVOS/Ref-YouTube-VOS format; download and unpack it again"

@@ -14,7 +14,6 @@ file, and a user's existing git-lfs clone (`local_mirror`) can stand in for the 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import subprocess

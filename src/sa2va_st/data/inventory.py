@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .layout import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .pickles import load_builtin_pickle

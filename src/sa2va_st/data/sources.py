@@ -24,8 +24,8 @@ from ..atomic import atomic_write_json, sha256_file, staging_dir
 from ..errors import SourceError
 from .archives import Archive, ExtractLimits
 from .hub import download_verified, list_hub_folder
-from .transfer import download_resumable
 from .layout import Unit, find_units, find_video_folder, place
+from .transfer import download_resumable
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class SourceSpec:
     instructions: str = ""
 
     @classmethod
-    def from_config(cls, name: str, entry: dict) -> "SourceSpec":
+    def from_config(cls, name: str, entry: dict) -> SourceSpec:
         return cls(
             name=name,
             kind=entry["kind"],

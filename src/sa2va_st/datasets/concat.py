@@ -19,7 +19,7 @@ as the sampler's repeats are keyed by them.
 from __future__ import annotations
 
 import bisect
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -61,7 +61,7 @@ class ConcatTaskDataset(Dataset):
     @classmethod
     def ordered_like(
         cls, sampler: TaskGroupedBatchSampler, datasets: Iterable[Dataset] | Mapping[str, Dataset]
-    ) -> "ConcatTaskDataset":
+    ) -> ConcatTaskDataset:
         """The concatenation whose index space is ``sampler``'s (datasets matched by name)."""
         items = list(datasets.values()) if isinstance(datasets, Mapping) else list(datasets)
         by_name = {cls._attr(d, "name"): d for d in items}

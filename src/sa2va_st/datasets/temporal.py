@@ -43,8 +43,8 @@ Item dict:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -53,7 +53,6 @@ from ..errors import DatasetError
 from ..formats.common import FormatError
 from ..formats.windows import DEFAULT_NUM_BINS, encode_window_tokens, sample_positions, window_to_indices
 from ..training.sampler import TEMPORAL_GROUNDING
-from .npy import HeaderCache, read_rows
 from .common import (
     SALT_TEMPORAL,
     GroundingDataset,
@@ -64,6 +63,7 @@ from .common import (
     resolve,
     single_name,
 )
+from .npy import HeaderCache, read_rows
 
 TEMPORAL_COLUMNS = (
     "id",

@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Iterator, Sequence
 
 import av
 import numpy as np
 
-from . import timing
 from ..errors import FeatureError
+from . import timing
 
 try:  # decord is optional: PyAV alone is correct, only slower
     import decord

@@ -31,9 +31,9 @@ import math
 import os
 import time
 from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -43,10 +43,10 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
 from ..atomic import atomic_write_bytes
+from ..errors import FeatureError
 from . import timing
 from .clip_model import embedding_dim, encode_images, input_dtype
 from .decode import BACKENDS, probe_video, read_frames
-from ..errors import FeatureError
 from .preprocess import PreprocessConfig, normalize, resize_crop_uint8
 from .sharding import VideoSource
 
@@ -105,7 +105,7 @@ class VideoItem:
     skipped: bool = False  # its .npy was already complete
     backend: str = ""
 
-    def pin_memory(self) -> "VideoItem":  # called by DataLoader(pin_memory=True)
+    def pin_memory(self) -> VideoItem:  # called by DataLoader(pin_memory=True)
         if self.crops is not None:
             self.crops = self.crops.pin_memory()
         return self

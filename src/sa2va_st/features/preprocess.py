@@ -15,8 +15,9 @@ model is (on the GPU when there is one).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ class PreprocessConfig:
             raise FeatureError(f"interpolation {self.interpolation!r} is not supported")
 
     @classmethod
-    def from_open_clip(cls, cfg: Mapping[str, Any]) -> "PreprocessConfig":
+    def from_open_clip(cls, cfg: Mapping[str, Any]) -> PreprocessConfig:
         """From open_clip's preprocess dict (`model.visual.preprocess_cfg`)."""
         size = cfg.get("size", 224)
         image_size = (int(size), int(size)) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))

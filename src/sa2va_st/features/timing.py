@@ -28,8 +28,8 @@ frame rate puts two distinct frame times within 0.1 ms of a tie.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Sequence
 
 import numpy as np
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from .common import FormatError, ParseFailure
 from .tokens import BOX_SEP_TOKEN, NEXT_TOKEN, NO_BOX_TOKEN

@@ -8,9 +8,10 @@ import logging
 import os
 import posixpath
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,8 +19,8 @@ import pyarrow.parquet as pq
 from ..annotations.common import load_json
 from ..annotations.special_jsons import DATASETS as SPECIAL_DATASETS
 from ..annotations.special_jsons import REPORT as SPECIAL_REPORT
-from ..annotations.special_jsons import load_schemas, per_frame_valid, remove_stale, slim_records, validate
 from ..annotations.special_jsons import fast_is_valid as special_fast_is_valid
+from ..annotations.special_jsons import load_schemas, per_frame_valid, remove_stale, slim_records, validate
 from ..atomic import atomic_write_bytes
 from ..errors import AnnotationError, ManifestError
 from .schemas import CLIP_REASONS, DROP_REASONS, FILE_REASONS, STRUCTURAL_FRACTION

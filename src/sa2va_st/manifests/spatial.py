@@ -19,8 +19,8 @@ missing their image/frames (the error names the missing folder, e.g. the JPEGIma
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ..annotations.common import gc_paused
 from ..annotations.special_jsons import DATASETS as SPECIAL_DATASETS

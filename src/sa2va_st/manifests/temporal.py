@@ -43,8 +43,9 @@ from __future__ import annotations
 import math
 import os
 import posixpath
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -68,7 +69,6 @@ from .common import (
 )
 from .report import add_totals, new_report, write_report
 from .schemas import TEMPORAL_SCHEMA
-
 
 TEMPORAL = "temporal"
 VIDEO_FOLDERS = {"charades": "temporal/Charades/videos", "didemo": "temporal/didemo/videos"}

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ModelError
 
@@ -155,7 +156,7 @@ class Sa2vaSTConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Sa2vaSTConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> Sa2vaSTConfig:
         """The inverse of `to_dict`; unknown keys and bad values raise `ModelError` naming the key."""
         if not isinstance(data, Mapping):
             raise ModelError(f"a model config must be a mapping, got {type(data).__name__}", key=KEY_PREFIX)
@@ -172,7 +173,7 @@ class Sa2vaSTConfig:
         return cls(**parts)
 
     @classmethod
-    def from_pipeline_config(cls, config: Mapping[str, Any], *, clip_dim: int | None = None) -> "Sa2vaSTConfig":
+    def from_pipeline_config(cls, config: Mapping[str, Any], *, clip_dim: int | None = None) -> Sa2vaSTConfig:
         """From a validated pipeline config (``config.yaml``): its ``model:`` section, CLIP width from ``clip:``.
 
         ``model.temporal.clip_dim: null`` (the default) takes the embedding width of the ``clip:``
@@ -191,7 +192,7 @@ class Sa2vaSTConfig:
         section["temporal"] = temporal
         return cls.from_dict(section)
 
-    def with_changes(self, **changes: Any) -> "Sa2vaSTConfig":
+    def with_changes(self, **changes: Any) -> Sa2vaSTConfig:
         return replace(self, **changes)
 
     # ------------------------------------------------------------------ where the weights come from

@@ -19,7 +19,8 @@ or lists of those. Answers are decoded by `sa2va_st.formats` (the decoders never
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,7 +133,7 @@ def ground_window_batch(
     """``[(features (T, D), duration_s, query), ...]`` → ``(start_s, end_s)`` or a `ParseFailure` each."""
     n = model.config.temporal.num_tokens
     items = []
-    for features, duration, query in requests:
+    for features, _duration, query in requests:
         table = np.asarray(features, dtype=np.float32)
         if table.ndim != 2 or table.shape[0] < 1:
             raise ModelError(f"features must be a (T, D) table, got shape {table.shape}", key="features")

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -181,7 +182,7 @@ class Sa2vaSTModel(nn.Module):
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_config(cls, config: Sa2vaSTConfig, *, device: str | torch.device = "cpu", seed: int = 0) -> "Sa2vaSTModel":
+    def from_config(cls, config: Sa2vaSTConfig, *, device: str | torch.device = "cpu", seed: int = 0) -> Sa2vaSTModel:
         """Load the VLM and its processor (hub id or folder, same ``from_pretrained`` path), add the
         special tokens, attach LoRA and the temporal projector, set what trains. Same seed, same model."""
         vlm, processor = load_vlm(config, device=device)
@@ -270,7 +271,7 @@ class Sa2vaSTModel(nn.Module):
         counts["frozen"] = counts["total"] - counts["trainable"]
         return counts
 
-    def train(self, mode: bool = True) -> "Sa2vaSTModel":
+    def train(self, mode: bool = True) -> Sa2vaSTModel:
         super().train(mode)
         self.internvl.model.vision_tower.eval()  # frozen: no dropout / batch statistics there, ever
         return self

@@ -42,8 +42,9 @@ temporal items in order (or None) and ``task`` (list of B task names).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -41,9 +41,9 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -244,7 +244,7 @@ def load_sam2(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | str = torch.float32,
     local_files_only: bool | None = None,
-) -> "Sam2Segmenter":
+) -> Sam2Segmenter:
     """A frozen `Sam2Segmenter` from a hub id or a local folder (``local_files_only`` defaults to True for a folder)."""
     from transformers import Sam2Model, Sam2VideoModel, Sam2VideoProcessor
 
