@@ -240,8 +240,9 @@ def build_regime(key: str, workdir: Path, seed: int) -> Regime:
     import torch
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
-    from sa2va_st.features.clip_model import load_clip, save_tiny_clip
+    from sa2va_st.features.clip_model import load_clip
     from sa2va_st.features.preprocess import PreprocessConfig
+    from sa2va_st.testing.tiny import save_tiny_preset
 
     if key == "encode":
         torch.manual_seed(seed)
@@ -254,7 +255,7 @@ def build_regime(key: str, workdir: Path, seed: int) -> Regime:
         cfg = PreprocessConfig.from_open_clip(model.visual.preprocess_cfg)
         title = "encode-bound: ViT-B-32 (random init, 224x224 input, 512-d)"
     elif key == "decode":
-        folder = save_tiny_clip(workdir / "tiny_clip", seed=seed)
+        folder = save_tiny_preset(workdir / "tiny_clip", seed, ["clip"])["clip"]
         model, cfg = load_clip("tiny", str(folder))
         transform = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
         title = "decode-bound: tiny open_clip ViT (random init, 32x32 input, 32-d) standing in for a GPU-fast encoder"
@@ -304,7 +305,14 @@ def run_ours(regime: Regime, srcs, fps: float, batch: int, workers: int, out_dir
 
     started = time.perf_counter()
     rows = extract_shard(
-        srcs, out_dir, fps, (regime.model, regime.cfg), batch_size=batch, num_workers=workers, progress=False
+        srcs,
+        out_dir,
+        fps,
+        (regime.model, regime.cfg),
+        batch_size=batch,
+        num_workers=workers,
+        max_failed_fraction=0.0,
+        progress=False,
     )
     seconds = time.perf_counter() - started
     failed = [r.vid for r in rows if r.status != "ok"]

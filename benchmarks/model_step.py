@@ -65,11 +65,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sa2va_st.catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 from sa2va_st.formats.boxes import encode_boxes, encode_video_boxes
 from sa2va_st.formats.windows import encode_window_tokens
 from sa2va_st.model.config import LoraSettings, Sa2vaSTConfig, TemporalSettings
 from sa2va_st.model.modeling import Sa2vaSTModel, add_model_tokens, attach_lora
-from sa2va_st.training.sampler import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 
 H200_BF16_PEAK_FLOPS = 989e12  # dense
 DEFAULT_REPORT = Path("results/benchmarks/model_step.txt")
@@ -214,9 +214,9 @@ def make_items(
 
 
 def tiny_model(workdir: Path) -> Sa2vaSTModel:
-    from sa2va_st.model.tiny import save_tiny_vlm, tiny_model_config
+    from sa2va_st.testing.tiny import save_tiny_preset, tiny_model_config
 
-    folder = save_tiny_vlm(workdir / "tiny_vlm", seed=0)
+    folder = save_tiny_preset(workdir / "tiny_vlm", 0, ["vlm"])["vlm"]
     return Sa2vaSTModel.from_config(tiny_model_config(folder))
 
 
@@ -232,7 +232,7 @@ def real_4b_model(device: torch.device, *, smoke: bool) -> Sa2vaSTModel:
         Qwen3Config,
     )
 
-    from sa2va_st.model.tiny import build_tiny_tokenizer
+    from sa2va_st.testing.tiny import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer(0)  # the ids stand in for Qwen's (see the module docstring)
     vision = InternVLVisionConfig(**(SMOKE_VISION if smoke else REAL_4B_VISION))

@@ -43,7 +43,7 @@ def main() -> None:
                 "--videos",
                 nargs="+",
                 metavar="DATASET=FOLDER",
-                help="videos folder per dataset (default: {data_root}/temporal/{Charades,didemo}/videos)",
+                help="videos folder per dataset (default: the catalog's videos folder under data_root)",
             )
             p.add_argument(
                 "--features",

@@ -15,7 +15,7 @@ def main() -> None:
     parser.add_argument("--download-dir", required=True, type=Path)
     parser.add_argument("--endpoint", default="", help="hub URL; empty: the client's default or HF_ENDPOINT")
     parser.add_argument("--local-mirror", default="", help="a clone of the repo to verify instead of downloading")
-    parser.add_argument("--reserve-bytes", type=int, default=1 << 30)
+    parser.add_argument("--reserve-bytes", type=int, required=True, help="free disk to keep (config unpack.reserve_gb)")
     parser.add_argument("--receipt", required=True, type=Path)
     args = parser.parse_args()
     request = ArchiveRequest(

@@ -28,11 +28,11 @@ from sa2va_st.annotations.masks import (
     rle_box,
 )
 from sa2va_st.annotations.refcoco import read_refcoco, read_refs
-from sa2va_st.annotations.sample_tree import synthetic_data_root
 from sa2va_st.annotations.video_refer import read_mevis_split, read_revos_split, read_rvos_split
 from sa2va_st.data.pickles import UnsafePickleError, load_builtin_pickle
-from sa2va_st.synthetic.shapes import place_shape
-from sa2va_st.synthetic.world import generate_world
+from sa2va_st.testing.sample_tree import synthetic_data_root
+from sa2va_st.testing.world import generate_world
+from sa2va_st.testing.world.shapes import place_shape
 
 PIXEL_TOLERANCE = 1.0
 

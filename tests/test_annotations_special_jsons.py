@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 
 from sa2va_st.annotations import AnnotationError, build_special_jsons, load_schemas, read_special_json, validate
-from sa2va_st.annotations.sample_tree import synthetic_data_root
-from sa2va_st.annotations.special_jsons import DATASETS, dumps
-from sa2va_st.synthetic.world import generate_world
+from sa2va_st.annotations.special_jsons import dumps, kind_of
+from sa2va_st.testing.sample_tree import synthetic_data_root
+from sa2va_st.testing.world import generate_world
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "build_special_jsons.py"
@@ -76,7 +76,7 @@ def test_every_file_matches_its_schema_and_is_canonical(built) -> None:
         for split, info in entry["splits"].items():
             path = out / info["file"]
             doc = read_special_json(path)
-            assert (doc["dataset"], doc["split"], doc["kind"]) == (dataset, split, DATASETS[dataset][1])
+            assert (doc["dataset"], doc["split"], doc["kind"]) == (dataset, split, kind_of(dataset))
             assert dumps(doc) == path.read_text(encoding="utf-8")  # what is on disk is the canonical form
             assert doc["counts"] == info["counts"]
             assert all(not Path(source).is_absolute() for source in doc["sources"])
@@ -130,7 +130,7 @@ def broken_variants(doc: dict) -> list[tuple[str, dict]]:
         ("record without sentence", lambda d: d["records"][0].pop("sentence")),
         ("unknown record key", lambda d: d["records"][0].__setitem__("extra", 1)),
         ("absolute source path", lambda d: d["sources"].__setitem__("/abs/path.json", "0" * 64)),
-        ("wrong format version", lambda d: d.__setitem__("format_version", 2)),
+        ("wrong format version", lambda d: d.__setitem__("format_version", 1)),
         ("negative count", lambda d: d["counts"].__setitem__("records", -1)),
     ]:
         broken = copy.deepcopy(doc)
@@ -155,7 +155,7 @@ def test_schema_rejects_broken_files(built, tmp_path: Path) -> None:
     charades = json.loads((out / "charades/train.json").read_text())
     charades["records"][0]["window"] = [-1.0, 2.0]
     with pytest.raises(AnnotationError, match="records/0/window"):
-        validate(charades, schemas["charades"], "charades/train.json")
+        validate(charades, schemas[kind_of("charades")], "charades/train.json")
 
 
 def test_absent_datasets_are_skipped_and_said_so(world_root, tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 from sa2va_st.annotations import AnnotationError, clip_window, window
 from sa2va_st.annotations.charades import read_charades, read_charades_jsonl, read_charades_text
 from sa2va_st.annotations.didemo import chunks_to_seconds, most_agreed, read_didemo
-from sa2va_st.annotations.sample_tree import synthetic_data_root
-from sa2va_st.synthetic.world import generate_world
+from sa2va_st.testing.sample_tree import synthetic_data_root
+from sa2va_st.testing.world import generate_world
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_CHARADES = REPO_ROOT.parent / "shared" / "data" / "charades_sta"

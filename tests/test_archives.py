@@ -14,12 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import default_limits
 from sa2va_st.atomic import atomic_write_json, sha256_file
 from sa2va_st.data.archives import Archive, ConcatenatedReader, ExtractLimits
 from sa2va_st.data.unpack import unpack_archive
 from sa2va_st.errors import ArchiveError
 
-NO_RESERVE = ExtractLimits(reserve_bytes=0)
+NO_RESERVE = default_limits(reserve_bytes=0)
 
 
 def make_zip(path: Path, entries: dict[str, bytes], symlinks: dict[str, str] | None = None) -> Path:
@@ -154,7 +155,7 @@ def test_too_little_free_disk_is_refused_with_the_numbers(tmp_path, data_root):
     archive = make_zip(tmp_path / "video_datas_mevis.zip", mevis_entries())
     free = os.statvfs(data_root).f_bavail * os.statvfs(data_root).f_frsize
     with pytest.raises(ArchiveError, match="not enough free disk") as error:
-        unpack(tmp_path, data_root, archive, ExtractLimits(reserve_bytes=free + (1 << 40)))
+        unpack(tmp_path, data_root, archive, default_limits(reserve_bytes=free + (1 << 40)))
     assert "reserve" in str(error.value) and "free" in str(error.value)
     assert not (data_root / "video_datas").exists()
 
@@ -162,9 +163,9 @@ def test_too_little_free_disk_is_refused_with_the_numbers(tmp_path, data_root):
 def test_member_count_and_size_limits(tmp_path, data_root):
     archive = make_zip(tmp_path / "video_datas_mevis.zip", mevis_entries())
     with pytest.raises(ArchiveError, match="over the limit of 2"):
-        unpack(tmp_path, data_root, archive, ExtractLimits(max_members=2, reserve_bytes=0))
+        unpack(tmp_path, data_root, archive, default_limits(max_members=2, reserve_bytes=0))
     with pytest.raises(ArchiveError, match="would unpack to"):
-        unpack(tmp_path, data_root, archive, ExtractLimits(max_total_bytes=10, reserve_bytes=0))
+        unpack(tmp_path, data_root, archive, default_limits(max_total_bytes=10, reserve_bytes=0))
 
 
 def test_archive_without_known_dataset_names_what_was_looked_for(tmp_path, data_root):

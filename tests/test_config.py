@@ -152,14 +152,17 @@ def test_temporal_dataset_must_name_an_existing_source():
 
 
 def test_training_repeats_default_to_upstream_and_overrides_are_checked():
-    from sa2va_st.training.sampler import UPSTREAM_REPEATS, repeats_from_config
+    from sa2va_st.catalog import upstream_repeats
+    from sa2va_st.datasets.sampler import repeats_from_config
+
+    UPSTREAM_REPEATS = upstream_repeats()
 
     assert repeats_from_config(validate_config(copy.deepcopy(DEFAULT), SCHEMA)) == UPSTREAM_REPEATS
     bare = copy.deepcopy(DEFAULT)
     del bare["training"]
     assert repeats_from_config(validate_config(bare, SCHEMA)) == UPSTREAM_REPEATS
     assert repeats_from_config(validate_config(with_change("training.repeats", {"mevis": 2}), SCHEMA))["mevis"] == 2.0
-    for value, key in (({"mevis": -1}, "training.repeats.mevis"), ({"ref_ytvos": 4}, "training.repeats")):
+    for value, key in (({"mevis": -1}, "training.repeats.mevis"), ({"ref_ytvos": 4}, "training.repeats.ref_ytvos")):
         with pytest.raises(ConfigError) as error:
             validate_config(with_change("training.repeats", value), SCHEMA)
         assert error.value.key == key, str(error.value)

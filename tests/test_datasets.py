@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from sa2va_st.catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 from sa2va_st.datasets import (
     ConcatTaskDataset,
     DatasetError,
@@ -22,16 +23,11 @@ from sa2va_st.datasets import (
     VideoGroundingDataset,
     collate_keep_lists,
 )
+from sa2va_st.datasets.sampler import TaskGroupedBatchSampler
 from sa2va_st.errors import Sa2vaError
 from sa2va_st.formats import NEXT_TOKEN, NO_BOX_TOKEN
 from sa2va_st.formats.boxes import decode_boxes, decode_video_boxes
 from sa2va_st.formats.windows import decode_window_tokens, indices_to_window, sample_positions
-from sa2va_st.training.sampler import (
-    IMAGE_GROUNDING,
-    TEMPORAL_GROUNDING,
-    VIDEO_GROUNDING,
-    TaskGroupedBatchSampler,
-)
 
 BOX = pa.list_(pa.field("element", pa.float64()), 4)  # fixed-size, as the manifests stage writes it
 

@@ -18,7 +18,7 @@ from sa2va_st.atomic import sha256_file
 from sa2va_st.data.hub import ArchiveRequest, archive_parts, fetch_archive
 from sa2va_st.data.transfer import part_path
 from sa2va_st.errors import DownloadError
-from sa2va_st.synthetic.hub_server import HubServer
+from sa2va_st.testing.hub import HubServer
 
 REPO = Path(__file__).resolve().parent.parent
 REPO_ID = "Org/Data"

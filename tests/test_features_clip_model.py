@@ -13,20 +13,20 @@ from sa2va_st.features import FeatureError
 from sa2va_st.features.clip_model import (
     DEFAULT_MODEL,
     DEFAULT_PRETRAINED,
-    TINY_MODEL_CFG,
     effective_precision,
     embedding_dim,
     encode_images,
     load_clip,
     resolve_source,
-    save_tiny_clip,
 )
 from sa2va_st.features.preprocess import PreprocessConfig
+from sa2va_st.testing.tiny import CLIP_MODEL_CFG as TINY_MODEL_CFG
+from sa2va_st.testing.tiny import save_tiny_preset
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory):
-    return save_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny", seed=0)
+    return save_tiny_preset(tmp_path_factory.mktemp("clip") / "tiny", 0, ["clip"])["clip"]
 
 
 def images(count: int = 4) -> torch.Tensor:
@@ -60,8 +60,8 @@ def test_tiny_model_loads_offline_with_identical_embeddings(tiny_dir, offline):
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path, tiny_dir):
-    same = save_tiny_clip(tmp_path / "same", seed=0)
-    other = save_tiny_clip(tmp_path / "other", seed=1)
+    same = save_tiny_preset(tmp_path / "same", 0, ["clip"])["clip"]
+    other = save_tiny_preset(tmp_path / "other", 1, ["clip"])["clip"]
     read = lambda d: safetensors.torch.load_file(str(d / "open_clip_model.safetensors"))  # noqa: E731
     base = read(tiny_dir)
     assert all(torch.equal(base[k], v) for k, v in read(same).items())

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from sa2va_st.features import FeatureError, timing
-from sa2va_st.features import sample_videos as sv
 from sa2va_st.features.decode import decord, probe_video, read_frames, upright
+from sa2va_st.testing import media as sv
 
 needs_decord = pytest.mark.skipif(decord is None, reason="decord is not installed")
 

@@ -15,8 +15,7 @@ from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
 from sa2va_st.features import FeatureError, timing
-from sa2va_st.features import sample_videos as sv
-from sa2va_st.features.clip_model import load_clip, save_tiny_clip
+from sa2va_st.features.clip_model import load_clip
 from sa2va_st.features.pipeline import (
     FAILED,
     OK,
@@ -27,6 +26,8 @@ from sa2va_st.features.pipeline import (
     write_index,
 )
 from sa2va_st.features.sharding import VideoSource, list_videos, select_shard
+from sa2va_st.testing import media as sv
+from sa2va_st.testing.tiny import save_tiny_preset
 
 FPS = 5.0
 DIM = 32  # the tiny model's embedding size
@@ -40,7 +41,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dic
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_clip(tmp_path_factory.mktemp("model") / "tiny")
+    return save_tiny_preset(tmp_path_factory.mktemp("model") / "tiny", 0, ["clip"])["clip"]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,9 @@ def clip(tiny_dir: Path):
 def full_run(world, clip, tmp_path_factory: pytest.TempPathFactory):
     """Every world video, two decode workers, batches of 7 frames (so batches straddle videos)."""
     out = tmp_path_factory.mktemp("features")
-    rows = extract_shard(list_videos(world[0]), out, FPS, clip, batch_size=7, num_workers=2, progress=False)
+    rows = extract_shard(
+        list_videos(world[0]), out, FPS, clip, batch_size=7, num_workers=2, max_failed_fraction=0.0, progress=False
+    )
     return out, rows
 
 
@@ -122,7 +125,7 @@ def test_batched_across_videos_equals_one_frame_at_a_time(world, full_run, clip)
 def test_no_workers_and_other_batches_give_the_same_features(world, full_run, clip, tmp_path):
     out, _ = full_run
     videos = list_videos(world[0])[:5]
-    extract_shard(videos, tmp_path, FPS, clip, batch_size=64, num_workers=0, progress=False)
+    extract_shard(videos, tmp_path, FPS, clip, batch_size=64, num_workers=0, max_failed_fraction=0.0, progress=False)
     for video in videos:
         a = np.load(out / f"{video.vid}.npy").astype(np.float32)
         b = np.load(tmp_path / f"{video.vid}.npy").astype(np.float32)
@@ -136,7 +139,9 @@ def test_low_precision_model(world, full_run, clip, tiny_dir, tmp_path):
     preprocess = clip[1]
     low = open_clip.create_model(f"local-dir:{tiny_dir}", precision="bf16").eval()
     videos = list_videos(world[0])[:3]
-    extract_shard(videos, tmp_path, FPS, (low, preprocess), batch_size=16, num_workers=0, progress=False)
+    extract_shard(
+        videos, tmp_path, FPS, (low, preprocess), batch_size=16, num_workers=0, max_failed_fraction=0.0, progress=False
+    )
     for video in videos:
         a = np.load(tmp_path / f"{video.vid}.npy").astype(np.float32)
         b = np.load(full_run[0] / f"{video.vid}.npy").astype(np.float32)
@@ -148,7 +153,9 @@ def test_short_video_and_fps_above_the_source_rate(clip, tmp_path):
         VideoSource("short", sv.write_cfr(tmp_path / "v" / "short.mp4", 30, 2)),  # 67 ms < 1/fps
         VideoSource("cfr25", sv.write_cfr(tmp_path / "v" / "cfr25.mp4", 25, 12)),
     ]
-    rows = extract_shard(videos, tmp_path / "out", 40.0, clip, batch_size=4, num_workers=0, progress=False)
+    rows = extract_shard(
+        videos, tmp_path / "out", 40.0, clip, batch_size=4, num_workers=0, max_failed_fraction=0.0, progress=False
+    )
     assert [r.T for r in rows] == [timing.feature_count(2 / 30, 40), timing.feature_count(12 / 25, 40)]
     short = np.load(tmp_path / "out" / "short.npy")
     assert short.shape == (3, DIM)
@@ -162,7 +169,9 @@ def test_short_video_and_fps_above_the_source_rate(clip, tmp_path):
 
 def test_one_feature_when_shorter_than_a_sample(clip, tmp_path):
     video = VideoSource("tiny", sv.write_cfr(tmp_path / "tiny.mp4", 30, 2))
-    rows = extract_shard([video], tmp_path / "out", 10.0, clip, batch_size=8, num_workers=0, progress=False)
+    rows = extract_shard(
+        [video], tmp_path / "out", 10.0, clip, batch_size=8, num_workers=0, max_failed_fraction=0.0, progress=False
+    )
     assert rows[0].T == 1
     assert np.load(tmp_path / "out" / "tiny.npy").shape == (1, DIM)
 
@@ -223,7 +232,9 @@ def test_rerun_skips_complete_files_and_redoes_the_rest(world, full_run, clip, t
     stale = tmp_path / f".{videos[2].vid}.npy.abc123.tmp"  # what a killed write leaves
     stale.write_bytes(b"half")
     before = snapshot(tmp_path)
-    rows = extract_shard(videos, tmp_path, FPS, clip, batch_size=7, num_workers=2, progress=False)
+    rows = extract_shard(
+        videos, tmp_path, FPS, clip, batch_size=7, num_workers=2, max_failed_fraction=0.0, progress=False
+    )
     after = snapshot(tmp_path)
     assert all(r.status == OK for r in rows)
     changed = {name for name in after if before.get(name) != after[name]}
@@ -240,7 +251,9 @@ def test_rerun_skips_complete_files_and_redoes_the_rest(world, full_run, clip, t
 def test_rerun_of_a_finished_shard_touches_nothing(world, full_run, clip):
     out, rows = full_run
     before = snapshot(out)
-    again = extract_shard(list_videos(world[0]), out, FPS, clip, batch_size=7, num_workers=2, progress=False)
+    again = extract_shard(
+        list_videos(world[0]), out, FPS, clip, batch_size=7, num_workers=2, max_failed_fraction=0.0, progress=False
+    )
     assert again == rows
     assert snapshot(out) == before
 
@@ -283,11 +296,12 @@ def test_merge_shard_indexes(world, full_run, tmp_path):
 
 
 def test_arguments_are_checked(clip, tmp_path):
+    ok = {"batch_size": 8, "num_workers": 0, "max_failed_fraction": 0.0}
     with pytest.raises(FeatureError):
-        extract_shard([], tmp_path, 0.0, clip)
+        extract_shard([], tmp_path, 0.0, clip, **ok)
     with pytest.raises(FeatureError):
-        extract_shard([], tmp_path, 1.0, clip, batch_size=0)
+        extract_shard([], tmp_path, 1.0, clip, **(ok | {"batch_size": 0}))
     with pytest.raises(FeatureError):
-        extract_shard([], tmp_path, 1.0, clip, backend="ffmpeg")
-    assert extract_shard([], tmp_path, 1.0, clip, num_workers=0, progress=False) == []
+        extract_shard([], tmp_path, 1.0, clip, **ok, backend="ffmpeg")
+    assert extract_shard([], tmp_path, 1.0, clip, **ok, progress=False) == []
     assert os.listdir(tmp_path) == []

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sa2va_st.features import sample_videos as sv
-from sa2va_st.features.clip_model import load_clip, save_tiny_clip
+from sa2va_st.features.clip_model import load_clip
 from sa2va_st.features.pipeline import OK, extract_shard, read_index
 from sa2va_st.features.sharding import list_videos
+from sa2va_st.testing import media as sv
+from sa2va_st.testing.tiny import save_tiny_preset
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "extract_clip_features.py"
 FPS = "10"
@@ -30,14 +31,17 @@ def world_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_clip(tmp_path_factory.mktemp("script_model") / "tiny")
+    return save_tiny_preset(tmp_path_factory.mktemp("script_model") / "tiny", 0, ["clip"])["clip"]
 
 
 def extract_args(videos: Path, out: Path, index: Path, tiny: Path, *extra: str) -> list[str]:
+    """The script's flags, as the rule passes them (`extra` may override --max-failed-fraction)."""
+    failed = [] if "--max-failed-fraction" in extra else ["--max-failed-fraction", "0"]
     return [
         "--videos", str(videos), "--shard", "0", "--shards", "1", "--fps", FPS,
-        "--out-dir", str(out), "--index", str(index), "--model", "tiny", "--pretrained", str(tiny),
-        "--batch-size", "8", "--precision", "fp32", "--device", "cpu", *extra,
+        "--out-dir", str(out), "--index", str(index), "--identity", str(out / "identity.json"),
+        "--model", "tiny", "--pretrained", str(tiny),
+        "--batch-size", "8", "--precision", "fp32", "--device", "cpu", *failed, *extra,
     ]  # fmt: skip
 
 
@@ -76,12 +80,19 @@ def test_sigkill_then_rerun_redoes_only_unfinished_videos(world_folder, tiny, tm
     assert sorted(after) == sorted(f"{v.vid}.npy" for v in videos)
     assert {name: after[name] for name in finished} == finished  # finished files were not rewritten
     assert f"{len(finished)} already done" in rerun.stderr
-    assert not [p for p in out.iterdir() if p.suffix != ".npy"]  # the killed run's temporaries are gone
+    assert not [p for p in out.iterdir() if p.suffix != ".npy" and p.name != "identity.json"]  # no temporaries left
 
     # the same as one uninterrupted run
     reference = tmp_path / "reference"
     rows = extract_shard(
-        videos, reference, float(FPS), load_clip("tiny", str(tiny)), batch_size=8, num_workers=0, progress=False
+        videos,
+        reference,
+        float(FPS),
+        load_clip("tiny", str(tiny)),
+        batch_size=8,
+        num_workers=0,
+        max_failed_fraction=0.0,
+        progress=False,
     )
     assert read_index(index) == rows
     for video in videos:
@@ -129,9 +140,3 @@ def test_too_many_failures_exit_1_without_an_index(tmp_path, tiny, monkeypatch, 
     assert "error: FeatureError: 1 of 2 videos failed" in error and "a: no video stream" in error
     assert not index.exists()
     assert (tmp_path / "out" / "b.npy").exists()
-
-
-def test_save_tiny_model_command(tmp_path, monkeypatch, tiny):
-    run_script(monkeypatch, ["save-tiny-model", "--out", str(tmp_path / "tiny")])
-    for name in ("open_clip_config.json", "open_clip_model.safetensors"):
-        assert (tmp_path / "tiny" / name).read_bytes() == (tiny / name).read_bytes()

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sa2va_st.features import sample_videos as sv
 from sa2va_st.features import timing
 from sa2va_st.features.decode import probe_video
+from sa2va_st.testing import media as sv
 
 FPS_VALUES = (1, 2.5, 5, 10, 24)
 

@@ -32,7 +32,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from sa2va_st.synthetic.hub_server import HubServer, lfs_pointer
+from sa2va_st.testing.hub import HubServer
+from sa2va_st.testing.hub.git import lfs_pointer
 
 DATASET = "synth/tiny"
 MODEL = "synth/model"
@@ -464,7 +465,7 @@ def test_static_files_support_head_get_range_and_etag(root: Path, tmp_path: Path
 @pytest.mark.slow  # runs a subprocess
 def test_cli_prints_url_logs_requests_and_stops_on_sigterm(root: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "sa2va_st.synthetic.hub_server", "--root", str(root), "--port", "0"],
+        [sys.executable, "-m", "sa2va_st.testing", "serve", "--root", str(root), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sa2va_st.annotations.special_jsons import FORMAT_VERSION
 from sa2va_st.errors import ManifestError
 from sa2va_st.features.timing import feature_count
 from sa2va_st.manifests import (
@@ -45,7 +46,7 @@ COCO = "refer_seg/coco2014/train2014"
 def special_doc(kind: str, dataset: str, split: str, records: list[dict], **extra) -> dict:
     doc = {
         "format": "sa2va_st.special_jsons",
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "kind": kind,
         "dataset": dataset,
         "split": split,
@@ -55,7 +56,7 @@ def special_doc(kind: str, dataset: str, split: str, records: list[dict], **extr
     }
     if kind in ("image_refer", "video_refer"):
         doc.update(annotated=extra.pop("annotated", True), box_format="xyxy_normalised")
-    elif kind == "charades":
+    elif kind == "moments":
         doc.update(window_format="seconds_ordered_unclipped", source_format="text")
     else:
         doc.update(window_format="seconds_ordered_unclipped", chunk_seconds=5)
@@ -233,7 +234,7 @@ def temporal_tree(tmp: Path, fps: float = 10.0) -> tuple[Path, Path]:
         charades_record("atend", "ok", (10.0, 11.0)),
         charades_record("after", "ok", (11.0, 12.0)),
     ]
-    write_special(sj, special_doc("charades", "charades", "train", records))
+    write_special(sj, special_doc("moments", "charades", "train", records))
 
     didemo_videos = root / "temporal/didemo/videos"
     touch(didemo_videos / "123@N00_456_abc.mp4")
@@ -266,7 +267,7 @@ def temporal_tree(tmp: Path, fps: float = 10.0) -> tuple[Path, Path]:
             "num_segments": 6,
         },
     ]
-    write_special(sj, special_doc("didemo", "didemo", "test", didemo))
+    write_special(sj, special_doc("chunked_moments", "didemo", "test", didemo))
     return sj, root
 
 
@@ -352,9 +353,9 @@ def test_special_json_breaking_its_schema_is_fatal_and_named(tmp_path: Path) -> 
         build_spatial_manifests(sj, root, tmp_path / "out")
     assert caught.value.file == str(path) and "records/1" in str(caught.value)
 
-    doc = special_doc("charades", "mevis", "train", [])  # a temporal file in a video dataset's folder
+    doc = special_doc("moments", "mevis", "train", [])  # a temporal file in a video dataset's folder
     path.write_text(json.dumps(doc))
-    with pytest.raises(ManifestError, match="kind 'charades'") as caught:
+    with pytest.raises(ManifestError, match="kind 'moments'") as caught:
         build_spatial_manifests(sj, root, tmp_path / "out")
     assert caught.value.file == str(path)
 
@@ -410,7 +411,7 @@ def mutations(doc: dict) -> list[dict]:
         lambda d: d["records"][0].__setitem__("id", 5),
         lambda d: d["records"][0].__setitem__("unknown", 1),
         lambda d: d["records"][0].__setitem__("sentence", ""),
-        lambda d: d.__setitem__("format_version", 2),
+        lambda d: d.__setitem__("format_version", FORMAT_VERSION + 1),
         lambda d: d.__setitem__("split", "a/b"),
         lambda d: d["sources"].__setitem__("x", "not-a-sha"),
         lambda d: d["counts"].__setitem__("records", -1),
@@ -432,7 +433,7 @@ def test_fast_verdict_agrees_with_jsonschema(tmp_path: Path) -> None:
     sj_s, _ = spatial_tree(tmp_path / "s")
     sj_t, _ = temporal_tree(tmp_path / "t")
     docs = [json.loads(p.read_text()) for p in sorted(sj_s.glob("*/*.json")) + sorted(sj_t.glob("*/*.json"))]
-    assert {d["kind"] for d in docs} == {"image_refer", "video_refer", "charades", "didemo"}
+    assert {d["kind"] for d in docs} == {"image_refer", "video_refer", "moments", "chunked_moments"}
     docs[0]["records"][0]["boxes"] = [[0, 0, 1, 1]]  # integers are numbers
     for doc in docs:
         for candidate in [doc, *mutations(doc)]:
@@ -754,10 +755,10 @@ def test_script_builds_and_reports_errors_cleanly(tmp_path: Path) -> None:
 
 def test_manifests_of_a_generated_synthetic_tree(tmp_path: Path) -> None:
     from sa2va_st.annotations import build_special_jsons
-    from sa2va_st.annotations.sample_tree import synthetic_data_root
     from sa2va_st.features.decode import probe_video
     from sa2va_st.features.pipeline import IndexRow, write_index
-    from sa2va_st.synthetic.world import generate_world
+    from sa2va_st.testing.sample_tree import synthetic_data_root
+    from sa2va_st.testing.world import generate_world
 
     world = generate_world(tmp_path / "world", seed=0)
     root = synthetic_data_root(tmp_path / "world", tmp_path / "data")

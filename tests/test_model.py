@@ -16,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from sa2va_st.catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 from sa2va_st.errors import ModelError
 from sa2va_st.formats import FRAME_TOKENS, SPECIAL_TOKENS, ParseFailure
 from sa2va_st.formats.boxes import encode_boxes, encode_video_boxes
@@ -24,8 +25,7 @@ from sa2va_st.model import checkpoint
 from sa2va_st.model.config import Sa2vaSTConfig, TrainSettings
 from sa2va_st.model.modeling import Sa2vaSTModel
 from sa2va_st.model.prompts import IGNORE_INDEX, IM_END, MODEL_TOKENS, TEMPORAL_CONTEXT_TOKEN
-from sa2va_st.model.tiny import TINY_CLIP_DIM, save_tiny_vlm, tiny_model_config
-from sa2va_st.training.sampler import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
+from sa2va_st.testing.tiny import TINY_CLIP_DIM, save_tiny_preset, tiny_model_config
 
 REPO = Path(__file__).resolve().parent.parent
 N = 100  # temporal tokens of the tiny preset (as upstream)
@@ -42,7 +42,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
-    return save_tiny_vlm(tmp_path_factory.mktemp("tiny") / "vlm", seed=0)
+    return save_tiny_preset(tmp_path_factory.mktemp("tiny") / "vlm", 0, ["vlm"])["vlm"]
 
 
 def build(tiny_dir: Path, **changes) -> Sa2vaSTModel:
@@ -133,10 +133,10 @@ def test_tiny_folder_is_a_hub_layout_checkpoint(tiny_dir, tmp_path):
     print(f"tiny InternVL: {n_params:,} parameters")
     assert 0.5e6 < n_params < 5e6
     # deterministic for a seed: the same bytes again, other weights for another seed
-    again = save_tiny_vlm(tmp_path / "again", seed=0)
+    again = save_tiny_preset(tmp_path / "again", 0, ["vlm"])["vlm"]
     for name in ("model.safetensors", "tokenizer.json", "config.json"):
         assert (again / name).read_bytes() == (tiny_dir / name).read_bytes(), name
-    other = save_tiny_vlm(tmp_path / "other", seed=1)
+    other = save_tiny_preset(tmp_path / "other", 1, ["vlm"])["vlm"]
     assert (other / "model.safetensors").read_bytes() != (tiny_dir / "model.safetensors").read_bytes()
 
 
@@ -182,7 +182,7 @@ def test_a_padded_vocabulary_keeps_its_size_and_new_tokens_take_unused_rows(tiny
     from transformers import AutoProcessor, InternVLForConditionalGeneration
 
     from sa2va_st.model.modeling import add_model_tokens
-    from sa2va_st.model.tiny import tiny_internvl_config
+    from sa2va_st.testing.tiny import tiny_internvl_config
 
     tokenizer = AutoProcessor.from_pretrained(tiny_dir).tokenizer
     base = len(tokenizer)
@@ -593,14 +593,14 @@ def test_a_hub_id_loads_through_the_same_path_as_the_folder(tiny_dir, model, tmp
     """The tiny folder served by the local hub server loads by repo id through huggingface_hub."""
     import shutil
 
-    from sa2va_st.synthetic.hub_server import HubServer
+    from sa2va_st.testing.hub import HubServer
 
     repo = tmp_path / "hub" / "hub" / "models" / "sa2va-st" / "tiny-internvl"
     shutil.copytree(tiny_dir, repo)
     script = (
         "import json, torch\n"
         "from sa2va_st.model.modeling import Sa2vaSTModel\n"
-        "from sa2va_st.model.tiny import tiny_model_config\n"
+        "from sa2va_st.testing.tiny import tiny_model_config\n"
         "from sa2va_st.model.checkpoint import resolved_commit\n"
         "c = tiny_model_config('sa2va-st/tiny-internvl')\n"
         "m = Sa2vaSTModel.from_config(c)\n"

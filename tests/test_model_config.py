@@ -94,11 +94,11 @@ def test_config_round_trips_through_json():
 
 
 def test_clip_width_comes_from_the_clip_section(tmp_path):
-    from sa2va_st.features.clip_model import save_tiny_clip
+    from sa2va_st.testing.tiny import save_tiny_preset
 
     assert clip_embedding_dim("ViT-H-14") == 1024
     assert clip_embedding_dim("ViT-B-32") == 512
-    folder = save_tiny_clip(tmp_path / "clip")
+    folder = save_tiny_preset(tmp_path / "clip", 0, ["clip"])["clip"]
     assert clip_embedding_dim("tiny", str(folder)) == 32
     config = validate_config(copy.deepcopy(DEFAULT), SCHEMA)
     config["clip"]["pretrained"] = str(folder)

@@ -19,13 +19,9 @@ import transformers
 from PIL import Image
 
 from sa2va_st.errors import ModelError
-from sa2va_st.model.sam2 import (
-    TINY_IMAGE_SIZE,
-    Sam2Segmenter,
-    load_sam2,
-    main,
-    save_tiny_sam2,
-)
+from sa2va_st.model.sam2 import Sam2Segmenter, load_sam2
+from sa2va_st.testing.tiny import SAM2_IMAGE_SIZE as TINY_IMAGE_SIZE
+from sa2va_st.testing.tiny import save_tiny_preset
 
 BOX_A = [0.1, 0.1, 0.5, 0.6]
 BOX_B = [0.3, 0.2, 0.9, 0.95]
@@ -33,7 +29,7 @@ BOX_B = [0.3, 0.2, 0.9, 0.95]
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory):
-    return save_tiny_sam2(tmp_path_factory.mktemp("sam2") / "tiny", seed=0)
+    return save_tiny_preset(tmp_path_factory.mktemp("sam2") / "tiny", 0, ["sam2"])["sam2"]
 
 
 @pytest.fixture(scope="module")
@@ -75,17 +71,33 @@ def test_tiny_folder_has_the_hub_layout_and_no_pickles(tiny_dir):
 
 
 def test_tiny_checkpoint_is_deterministic_for_a_seed(tiny_dir, tmp_path):
-    again = save_tiny_sam2(tmp_path / "again", seed=0)
-    other = save_tiny_sam2(tmp_path / "other", seed=1)
+    again = save_tiny_preset(tmp_path / "again", 0, ["sam2"])["sam2"]
+    other = save_tiny_preset(tmp_path / "other", 1, ["sam2"])["sam2"]
     weights = (tiny_dir / "model.safetensors").read_bytes()
     assert (again / "model.safetensors").read_bytes() == weights
     assert (other / "model.safetensors").read_bytes() != weights
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "other"]  # no staging leftovers
 
 
-def test_cli_writes_the_tiny_checkpoint(tiny_dir, tmp_path):
-    assert main(["--save-tiny", str(tmp_path / "cli")]) == 0
-    assert (tmp_path / "cli" / "model.safetensors").read_bytes() == (tiny_dir / "model.safetensors").read_bytes()
+def test_the_testing_cli_writes_the_same_tiny_presets(tiny_dir, tmp_path):
+    """`python -m sa2va_st.testing tiny` is the one tiny-preset writer's command line: same seed, same bytes."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "sa2va_st.testing", "tiny", "--out", str(tmp_path / "cli")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["clip", "sam2", "vlm"]
+    assert (tmp_path / "cli" / "sam2" / "model.safetensors").read_bytes() == (
+        tiny_dir / "model.safetensors"
+    ).read_bytes()
+    clip = save_tiny_preset(tmp_path / "direct", 0, ["clip"])["clip"]
+    for name in ("open_clip_config.json", "open_clip_model.safetensors"):
+        assert (tmp_path / "cli" / "clip" / name).read_bytes() == (clip / name).read_bytes()
 
 
 # --- loading ---------------------------------------------------------------------------------------

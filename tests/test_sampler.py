@@ -1,4 +1,4 @@
-"""The task-grouped batch sampler: purity, determinism, resume, ranks, repeats (training.sampler)."""
+"""The task-grouped batch sampler: purity, determinism, resume, ranks, repeats (datasets.sampler)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, Dataset
 
+from sa2va_st.catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING, upstream_repeats
+from sa2va_st.datasets.sampler import DatasetSpec, SamplerError, TaskGroupedBatchSampler
 from sa2va_st.errors import Sa2vaError
-from sa2va_st.training.sampler import (
-    IMAGE_GROUNDING,
-    TEMPORAL_GROUNDING,
-    UPSTREAM_REPEATS,
-    VIDEO_GROUNDING,
-    DatasetSpec,
-    SamplerError,
-    TaskGroupedBatchSampler,
-)
+
+UPSTREAM_REPEATS = upstream_repeats()
 
 MIX = [
     ("refcoco", IMAGE_GROUNDING, 53),

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from sa2va_st.data.archives import ExtractLimits
+from helpers import default_limits
 from sa2va_st.data.sources import SourceSpec, fetch_source
 from sa2va_st.data.transfer import download_resumable, part_path
 from sa2va_st.errors import DownloadError, SourceError
-from sa2va_st.synthetic.hub_server import HubServer
+from sa2va_st.testing.hub import HubServer
 
-NO_RESERVE = ExtractLimits(reserve_bytes=0)
+NO_RESERVE = default_limits(reserve_bytes=0)
 
 
 @pytest.fixture

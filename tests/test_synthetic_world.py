@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from sa2va_st.synthetic import world as world_module
-from sa2va_st.synthetic.shapes import place_shape
-from sa2va_st.synthetic.world import generate_world, world_is_current
+from sa2va_st.testing.world import generate as world_module
+from sa2va_st.testing.world import generate_world, world_is_current
+from sa2va_st.testing.world.shapes import place_shape
 
 REPO = "hub/datasets/Dense-World/Sa2VA-Training"
 DIDEMO_REPO = "hub/datasets/synthetic/didemo-annotations"
@@ -609,7 +609,7 @@ def test_world_json_lists_every_file_with_its_hash(world_dir: Path, world: dict)
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "sa2va_st.synthetic", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "sa2va_st.testing", "world", *args], capture_output=True, text=True, timeout=300
     )
 
 

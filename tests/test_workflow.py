@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sa2va_st.demo import run_demo
 
@@ -90,8 +91,17 @@ def test_second_run_has_nothing_to_do(demo_run, capfd):
     assert "Nothing to be done" in output.out + output.err
 
 
+def features_folder(demo_dir: Path, dataset: str, fps: str) -> Path:
+    """The demo's feature folder, named as the workflow names it (model + the checkpoint's hash)."""
+    from sa2va_st.features.identity import features_label
+
+    clip = yaml.safe_load((demo_dir / "config.yaml").read_text())["clip"]
+    label = features_label(clip["model"], str(demo_dir / clip["pretrained"]))
+    return demo_dir / "datasets" / "clip_features" / dataset / label / fps
+
+
 def feature_files(demo_dir: Path, dataset: str, fps: str) -> dict[str, tuple[int, int]]:
-    folder = demo_dir / "datasets" / "clip_features" / dataset / "tiny-vit_tiny_clip" / fps
+    folder = features_folder(demo_dir, dataset, fps)
     return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.glob("*") if p.is_file()}
 
 
@@ -102,7 +112,7 @@ def test_features_cover_every_video(demo_run):
     demo_dir, *_ = demo_run
     world = json.loads((demo_dir / "world" / "world.json").read_text())
     for dataset in ("charades", "didemo"):
-        folder = demo_dir / "datasets" / "clip_features" / dataset / "tiny-vit_tiny_clip" / "fps10"
+        folder = features_folder(demo_dir, dataset, "fps10")
         index = pd.read_parquet(folder / "index.parquet")
         videos = [v for v in world["videos"] if v["dataset"] == dataset]
         assert sorted(index["vid"]) == sorted(

@@ -20,17 +20,20 @@ def run(main: Callable[[], object]) -> None:
 
 
 def add_extract_limit_options(parser) -> None:
-    """The archive limits (config key `unpack`) as options, for the scripts that extract archives."""
-    from .data.archives import ExtractLimits
-
-    parser.add_argument("--max-members", type=int, default=ExtractLimits.max_members)
-    parser.add_argument("--max-total-bytes", type=int, default=ExtractLimits.max_total_bytes)
-    parser.add_argument("--reserve-bytes", type=int, default=ExtractLimits.reserve_bytes, help="free disk to keep")
+    """The archive limits (config key `unpack`) as required options of the scripts that extract archives
+    (the rule passes them; their defaults live in the config schema only)."""
+    parser.add_argument("--max-members", type=int, required=True)
+    parser.add_argument("--max-total-bytes", type=int, required=True)
+    parser.add_argument("--max-ratio", type=float, required=True, help="uncompressed/compressed, per member")
+    parser.add_argument("--reserve-bytes", type=int, required=True, help="free disk to keep")
 
 
 def extract_limits(args):
     from .data.archives import ExtractLimits
 
     return ExtractLimits(
-        max_members=args.max_members, max_total_bytes=args.max_total_bytes, reserve_bytes=args.reserve_bytes
+        max_members=args.max_members,
+        max_total_bytes=args.max_total_bytes,
+        max_ratio=args.max_ratio,
+        reserve_bytes=args.reserve_bytes,
     )

@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from . import catalog
 from .errors import ConfigError
 
 
@@ -49,13 +50,26 @@ def fill_defaults(instance: Any, node: dict, schema: dict) -> None:
             fill_defaults(instance[key], extra, schema)
 
 
-def _check_references(config: dict[str, Any]) -> list[tuple[str, str]]:
-    """Keys that name other keys must name existing ones."""
+def _check_references(config: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Keys that name other keys, or datasets, must name existing ones: (key, what is wrong, the fix)."""
     problems = []
+    sources = sorted(config.get("sources", {}))
+    temporal = [d.name for d in catalog.of_task(catalog.TEMPORAL_GROUNDING)]
     for name, dataset in config.get("temporal_datasets", {}).items():
+        if name not in temporal:
+            problems.append((f"temporal_datasets.{name}", f"'{name}' is not a temporal dataset", f"use {temporal}"))
+            continue
         source = dataset.get("videos_source")
-        if source not in config.get("sources", {}):
-            problems.append((f"temporal_datasets.{name}.videos_source", f"'{source}' is not a key of sources"))
+        if source not in sources:
+            key = f"temporal_datasets.{name}.videos_source"
+            problems.append(
+                (key, f"'{source}' is not a key of sources", f"set '{key}' to one of: {', '.join(sources)}")
+            )
+    for name in (config.get("training") or {}).get("repeats") or {}:
+        if name not in catalog.BY_NAME:
+            problems.append(
+                (f"training.repeats.{name}", f"'{name}' is not a dataset", f"use one of: {', '.join(catalog.NAMES)}")
+            )
     return problems
 
 
@@ -69,12 +83,12 @@ def validate_config(config: dict[str, Any], schema_path: str | Path, source: str
     if not errors:
         references = _check_references(config)
         if references:
-            key, detail = references[0]
+            key, _, fix = references[0]
             raise ConfigError(
-                "invalid configuration:\n    " + "\n    ".join(f"{k}: {d}" for k, d in references),
+                "invalid configuration:\n    " + "\n    ".join(f"{k}: {d}" for k, d, _ in references),
                 file=source,
                 key=key,
-                fix=f"set '{key}' to one of: {', '.join(sorted(config.get('sources', {})))}",
+                fix=fix,
             )
         fill_defaults(config, schema, schema)
         return config

@@ -16,11 +16,9 @@ from pathlib import Path
 import yaml
 
 from .atomic import atomic_write_text
-from .features.clip_model import save_tiny_clip
-from .model.sam2 import save_tiny_sam2
-from .model.tiny import save_tiny_vlm
-from .synthetic.hub_server import HubServer
-from .synthetic.world import generate_world
+from .testing.hub import HubServer
+from .testing.tiny import save_tiny_preset
+from .testing.world import generate_world
 
 DEFAULT_PORT = 8765  # fixed, so the URLs in the demo config (and Snakemake's params) never change
 DEMO_SEED = 0
@@ -80,14 +78,8 @@ def run_demo(repo: Path, demo_dir: Path, port: int, snakemake_args: list[str], o
     """
     world = demo_dir / "world"
     generate_world(world, seed=DEMO_SEED)
-    tiny_clip = demo_dir / "models" / "tiny_clip"
-    if not (tiny_clip / "open_clip_config.json").exists():
-        save_tiny_clip(tiny_clip, seed=DEMO_SEED)
-    tiny_vlm, tiny_sam2 = demo_dir / "models" / "tiny_vlm", demo_dir / "models" / "tiny_sam2"
-    if not (tiny_vlm / "config.json").exists():
-        save_tiny_vlm(tiny_vlm, seed=DEMO_SEED)
-    if not (tiny_sam2 / "config.json").exists():
-        save_tiny_sam2(tiny_sam2, seed=DEMO_SEED)
+    tiny = save_tiny_preset(demo_dir / "models" / "tiny", DEMO_SEED)  # kept when already complete
+    tiny_clip, tiny_vlm, tiny_sam2 = tiny["clip"], tiny["vlm"], tiny["sam2"]
     base = yaml.safe_load((repo / "config.yaml").read_text())
     text = yaml.safe_dump(
         demo_config(

@@ -1,31 +1,52 @@
 # Path helpers and input functions shared by the rule files. The config is validated here, at
-# parse time, so a wrong key fails before any job runs.
+# parse time, so a wrong key fails before any job runs. Folder names come from sa2va_st.paths, the
+# datasets from sa2va_st.catalog: nothing here re-derives them.
 import json
 import re
 import shlex
 import sys
 from pathlib import Path
 
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+from sa2va_st import devices, paths
 from sa2va_st.config import validate_config
+from sa2va_st.data.archives import ExtractLimits
+from sa2va_st.features.identity import features_label
 
 
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 
-PYTHON = sys.executable  # the interpreter snakemake runs in: the project's environment
+# One way to run a job's Python: the interpreter Snakemake runs in (the project's .venv or an
+# activated `spatial` env), or, with `--sdm conda`, the `python` of envs/spatial.yaml, which
+# Snakemake puts first on the job's PATH.
+IN_CONDA_ENV = workflow.deployment_settings is not None and (
+    DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+)
+PYTHON = "python" if IN_CONDA_ENV else sys.executable
+CONDA_ENV = "../../envs/spatial.yaml"
 SCRIPTS = Path(workflow.basedir) / "scripts"
+
+# GPUs (sa2va_st.devices): a job that uses one declares gpu=1 when this node has GPUs, and the
+# node's GPU count becomes the global `gpu` resource unless --resources says otherwise; the job
+# itself claims a free GPU. A CPU-only machine declares and registers nothing.
+LOCAL_GPUS = devices.visible_gpu_count()
+if LOCAL_GPUS and "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", LOCAL_GPUS)
+GPU_JOB = 1 if LOCAL_GPUS else 0
 
 DATA_ROOT = config["data_root"]
 DOWNLOAD_DIR = config["download_dir"]
 HUB = config["sa2va_training"]
 HUB_FILES = HUB["files"]
 SOURCES = sorted(config["sources"])
-LOGS = "results/logs"
+FPS = config["fps"]
 
 RECEIPT = f"{DOWNLOAD_DIR}/receipts/{{archive}}.json"
 UNPACKED = f"{DATA_ROOT}/.unpacked/{{archive}}.json"
 SOURCE_MARKER = f"{DATA_ROOT}/.sources/{{source}}.json"
 INVENTORY = "results/data/inventory.json"
-SPECIAL_JSONS_REPORT = "special_jsons/report.json"
+SPECIAL_JSONS_REPORT = paths.special_jsons_report()
 
 
 wildcard_constraints:
@@ -33,22 +54,21 @@ wildcard_constraints:
     source="|".join(re.escape(name) for name in SOURCES) or "(?!)",
 
 
+def log_path(*parts):
+    return paths.log_file(*parts)
+
+
 def data_root_of(marker):
     """data_root from a marker path ({data_root}/.unpacked/x.json or {data_root}/.sources/x.json)."""
     return str(Path(marker).parent.parent)
 
 
-def gigabytes(key):
-    return int(float(config["unpack"].get(key, 1)) * (1 << 30))
-
-
 def unpack_limits():
-    """The unpack limits as command-line options of scripts/unpack.py and scripts/fetch_source.py."""
-    unpack = config["unpack"]
+    """The unpack limits (config key `unpack`) as the options of scripts/unpack.py and scripts/fetch_source.py."""
+    limits = ExtractLimits.from_config(config["unpack"])
     return (
-        f"--max-members {unpack.get('max_members', 5_000_000)} "
-        f"--max-total-bytes {gigabytes('max_total_gb')} "
-        f"--reserve-bytes {int(float(unpack.get('reserve_gb', 1)) * (1 << 30))}"
+        f"--max-members {limits.max_members} --max-total-bytes {limits.max_total_bytes}"
+        f" --max-ratio {limits.max_ratio} --reserve-bytes {limits.reserve_bytes}"
     )
 
 
@@ -59,17 +79,11 @@ def source_spec(wildcards):
 # ----------------------------------------------------------------------------- CLIP features
 CLIP = config["clip"]
 TEMPORAL_DATASETS = sorted(config["temporal_datasets"])
-
-
-def clip_label():
-    """The folder name of a feature set: model and weights, so different models never mix."""
-    weights = Path(CLIP["pretrained"]).name  # a tag stays itself; a local path gives its last part
-    return re.sub(r"[^A-Za-z0-9._+-]+", "-", f"{CLIP['model']}_{weights}")
-
-
-FEATURES = f"{DATA_ROOT}/clip_features/{{dataset}}/{clip_label()}/fps{config['fps']:g}"
-FEATURE_SHARD_INDEX = f"{FEATURES}/shards/{{shard}}.parquet"
-FEATURE_INDEX = f"{FEATURES}/index.parquet"
+FEATURES_LABEL = features_label(CLIP["model"], CLIP["pretrained"])  # model + weights (a checkpoint's hash)
+FEATURES = paths.features_dir(DATA_ROOT, "{dataset}", FEATURES_LABEL, FPS)
+FEATURE_SHARD_INDEX = paths.feature_shard_index(FEATURES, "{shard}")
+FEATURE_INDEX = paths.feature_index(FEATURES)
+FEATURE_LOGS = f"clip_features/{{dataset}}/{FEATURES_LABEL}/{paths.fps_label(FPS)}"
 
 
 def videos_source_marker(wildcards):
@@ -84,13 +98,17 @@ def videos_folder(wildcards, input):
 
 
 # ----------------------------------------------------------------------------- manifests
-MANIFESTS = "results/manifests"
-SPATIAL_MANIFESTS_REPORT = f"{MANIFESTS}/spatial/report.json"
-TEMPORAL_MANIFESTS_REPORT = f"{MANIFESTS}/temporal/{clip_label()}/fps{config['fps']:g}/report.json"
+MANIFESTS = paths.MANIFESTS
+SPATIAL_MANIFESTS_REPORT = paths.manifests_report(paths.spatial_manifests_dir(MANIFESTS))
+TEMPORAL_MANIFESTS = paths.temporal_manifests_dir(MANIFESTS, FEATURES_LABEL, FPS)
+TEMPORAL_MANIFESTS_REPORT = paths.manifests_report(TEMPORAL_MANIFESTS)
 
 
 def temporal_video_markers(wildcards):
-    return {name: SOURCE_MARKER.format(source=spec["videos_source"]) for name, spec in sorted(config["temporal_datasets"].items())}
+    return {
+        name: SOURCE_MARKER.format(source=spec["videos_source"])
+        for name, spec in sorted(config["temporal_datasets"].items())
+    }
 
 
 def temporal_folder_options(wildcards, input):
@@ -101,4 +119,6 @@ def temporal_folder_options(wildcards, input):
         dest = json.loads(Path(marker).read_text())["dest"]
         videos.append(f"{name}={Path(data_root_of(marker)) / dest}")
     features = [f"{name}={Path(index).parent}" for name, index in zip(TEMPORAL_DATASETS, input.features)]
-    return " ".join(["--videos", *map(shlex.quote, videos), "--features", *map(shlex.quote, features)]) if videos else ""
+    return (
+        " ".join(["--videos", *map(shlex.quote, videos), "--features", *map(shlex.quote, features)]) if videos else ""
+    )

@@ -13,11 +13,13 @@ rule download:
         endpoint=lambda wildcards: HUB.get("endpoint") or "",
         local_mirror=lambda wildcards: HUB.get("local_mirror") or "",
         download_dir=f"{DOWNLOAD_DIR}/{HUB['repo_id']}",
-        reserve_bytes=lambda wildcards: gigabytes("reserve_gb"),
+        reserve_bytes=ExtractLimits.from_config(config["unpack"]).reserve_bytes,
+    resources:
+        runtime=720,  # a 13.5 GB archive over a slow link
     log:
-        f"{LOGS}/download/{{archive}}.log",
+        log_path("download", "{archive}.log"),
     conda:
-        "../../envs/spatial.yaml"
+        CONDA_ENV
     shell:
         "{params.python} {params.script} --archive {wildcards.archive:q} --repo-id {params.repo_id:q}"
         " --revision {params.revision:q} --download-dir {params.download_dir:q}"

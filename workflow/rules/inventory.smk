@@ -12,9 +12,9 @@ rule inventory:
         script=SCRIPTS / "inventory.py",
         data_root=lambda wildcards, input: data_root_of(input.unpacked[0]),
     log:
-        f"{LOGS}/inventory.log",
+        log_path("inventory.log"),
     conda:
-        "../../envs/spatial.yaml"
+        CONDA_ENV
     shell:
         "{params.python} {params.script} --data-root {params.data_root:q} --out {output.inventory:q} > {log:q} 2>&1"
 

@@ -14,10 +14,13 @@ rule spatial_manifests:
         special_jsons=lambda wildcards, input: str(Path(input.special_jsons).parent),
         data_root=DATA_ROOT,
         out_dir=lambda wildcards, output: str(Path(output.report).parents[1]),  # results/manifests
+    resources:
+        mem_mb=16000,
+        runtime=60,
     log:
-        f"{LOGS}/manifests/spatial.log",
+        log_path("manifests", "spatial.log"),
     conda:
-        "../../envs/spatial.yaml"
+        CONDA_ENV
     shell:
         "{params.python} {params.script} spatial --special-jsons {params.special_jsons:q}"
         " --data-root {params.data_root:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
@@ -40,14 +43,17 @@ rule temporal_manifests:
         special_jsons=lambda wildcards, input: str(Path(input.special_jsons).parent),
         data_root=lambda wildcards, input: data_root_of(input[f"videos_{TEMPORAL_DATASETS[0]}"]),
         out_dir=lambda wildcards, output: str(Path(output.report).parents[3]),  # results/manifests
-        features_label=clip_label(),
-        fps=config["fps"],
+        features_label=FEATURES_LABEL,
+        fps=FPS,
         datasets=" ".join(TEMPORAL_DATASETS),
         folders=temporal_folder_options,
+    resources:
+        mem_mb=16000,
+        runtime=60,
     log:
-        f"{LOGS}/manifests/temporal_{clip_label()}_fps{config['fps']:g}.log",
+        log_path("manifests", f"temporal_{FEATURES_LABEL}_{paths.fps_label(FPS)}.log"),
     conda:
-        "../../envs/spatial.yaml"
+        CONDA_ENV
     shell:
         "{params.python} {params.script} temporal --special-jsons {params.special_jsons:q}"
         " --data-root {params.data_root:q} --out-dir {params.out_dir:q}"

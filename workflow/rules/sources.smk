@@ -13,10 +13,13 @@ rule fetch_source:
         data_root=lambda wildcards, output: data_root_of(output.marker),
         download_dir=DOWNLOAD_DIR,
         limits=lambda wildcards: unpack_limits(),
+    resources:
+        mem_mb=4000,
+        runtime=720,  # Charades' 15 GB video archive: download and unpack
     log:
-        f"{LOGS}/sources/{{source}}.log",
+        log_path("sources", "{source}.log"),
     conda:
-        "../../envs/spatial.yaml"
+        CONDA_ENV
     shell:
         "{params.python} {params.script} --name {wildcards.source:q} --spec {params.spec:q}"
         " --data-root {params.data_root:q} --download-dir {params.download_dir:q}"

@@ -13,10 +13,13 @@ rule special_jsons:
         data_root=DATA_ROOT,
         out_dir=lambda wildcards, output: str(Path(output.report).parent),
         schema_dir=Path(workflow.basedir) / "workflow" / "schemas" / "special_jsons",
+    resources:
+        mem_mb=24000,  # MeViS's mask dict is parsed whole
+        runtime=120,
     log:
-        f"{LOGS}/special_jsons.log",
+        log_path("special_jsons.log"),
     conda:
-        "../../envs/spatial.yaml"
+        CONDA_ENV
     shell:
         "{params.python} {params.script} --data-root {params.data_root:q} --out-dir {params.out_dir:q}"
         " --schema-dir {params.schema_dir:q} > {log:q} 2>&1"

@@ -12,10 +12,13 @@ rule unpack:
         script=SCRIPTS / "unpack.py",
         data_root=lambda wildcards, output: data_root_of(output.marker),
         limits=lambda wildcards: unpack_limits(),
+    resources:
+        mem_mb=4000,
+        runtime=240,
     log:
-        f"{LOGS}/unpack/{{archive}}.log",
+        log_path("unpack", "{archive}.log"),
     conda:
-        "../../envs/spatial.yaml"
+        CONDA_ENV
     shell:
         "{params.python} {params.script} --receipt {input.receipt:q} --data-root {params.data_root:q}"
         " --marker {output.marker:q} {params.limits} > {log:q} 2>&1"

@@ -31,7 +31,7 @@ from .charades import CharadesQuery, CharadesSplit, read_charades, read_charades
 from .didemo import DidemoQuery, DidemoSplit, chunks_to_seconds, most_agreed, read_didemo
 from .masks import check_rle, normalise, polygons_rle, rle_box, union_box
 from .refcoco import ImageExpression, RefcocoData, read_instances, read_refcoco, read_refs
-from .special_jsons import DATASETS, build_special_jsons, dumps, load_schemas, read_special_json, validate
+from .special_jsons import KINDS, build_special_jsons, dumps, kind_of, load_schemas, read_special_json, validate
 from .video_refer import (
     VideoGrounding,
     VideoReferSplit,
@@ -47,19 +47,20 @@ __all__ = [
     "AnnotationError",
     "CharadesQuery",
     "CharadesSplit",
-    "DATASETS",
     "DidemoQuery",
     "DidemoSplit",
     "ImageExpression",
     "RefcocoData",
     "VideoGrounding",
     "VideoReferSplit",
+    "KINDS",
     "Window",
     "build_special_jsons",
     "check_rle",
     "chunks_to_seconds",
     "clip_window",
     "dumps",
+    "kind_of",
     "load_schemas",
     "most_agreed",
     "normalise",

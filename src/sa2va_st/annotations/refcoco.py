@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import catalog
 from ..errors import AnnotationError
 from .common import as_int, load_json, load_pickle, require, type_name
 from .masks import Box, PixelBox, check_rle, normalise, polygons_rle, rle_box
 
-# Which refs file each dataset trains on (the real folders also hold refs(google).p).
-PREFERRED_REFS = {"refcoco": "refs(unc).p", "refcoco+": "refs(unc).p", "refcocog": "refs(umd).p"}
 REFS_PATTERN = re.compile(r"refs\(\w+\)\.p")
 REFS_FIX = "the refs pickle is not in the REFER format; download and unpack the dataset again"
 
@@ -105,8 +104,10 @@ class RefcocoData:
 
 
 def find_refs_file(folder: Path, dataset: str) -> Path:
-    """The refs pickle of a folder: the one upstream uses for `dataset`, else the only one there."""
-    preferred = folder / PREFERRED_REFS.get(dataset, "refs(unc).p")
+    """The refs pickle of a folder: the one upstream uses for `dataset` (the catalog's ``refs_file``; the
+    real folders also hold refs(google).p), else the only one there."""
+    entry = catalog.BY_NAME.get(dataset)
+    preferred = folder / (entry.refs_file if entry is not None and entry.refs_file else "refs(unc).p")
     if preferred.is_file():
         return preferred
     found = sorted(p for p in folder.iterdir() if REFS_PATTERN.fullmatch(p.name)) if folder.is_dir() else []

@@ -23,6 +23,7 @@ from typing import Any
 
 import jsonschema
 
+from .. import catalog
 from ..atomic import atomic_write_text, sha256_file
 from ..errors import AnnotationError
 from .charades import read_charades
@@ -44,25 +45,30 @@ from .video_refer import (
 log = logging.getLogger(__name__)
 
 FORMAT = "sa2va_st.special_jsons"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: kinds named by format (moments, chunked_moments), not by dataset
 REPORT = "report.json"
 BOX_FORMAT = "xyxy_normalised"  # [x1, y1, x2, y2] / [width, height, width, height]; x2, y2 exclusive pixel edges
 WINDOW_FORMAT = "seconds_ordered_unclipped"  # [start, end], start <= end; clipped to the duration by the manifests
 FRAME_SUFFIX = ".jpg"  # video frames are <name>.jpg in their video's folder, as upstream reads them
 
-# dataset -> (folder under data_root, schema kind)
-DATASETS: dict[str, tuple[str, str]] = {
-    "refcoco": ("refer_seg/refcoco", "image_refer"),
-    "refcoco+": ("refer_seg/refcoco+", "image_refer"),
-    "refcocog": ("refer_seg/refcocog", "image_refer"),
-    "mevis": ("video_datas/mevis", "video_refer"),
-    "rvos": ("video_datas/rvos", "video_refer"),
-    "revos": ("video_datas/ReVOS", "video_refer"),
-    "charades": ("temporal/Charades/annotations", "charades"),
-    "didemo": ("temporal/didemo/annotations", "didemo"),
+IMAGE_REFER, VIDEO_REFER, MOMENTS, CHUNKED_MOMENTS = "image_refer", "video_refer", "moments", "chunked_moments"
+# the sidecar kind (and schema) each annotation reader's datasets get
+KIND_OF_READER = {
+    catalog.REFER: IMAGE_REFER,
+    catalog.META_EXPRESSIONS: VIDEO_REFER,
+    catalog.META_EXPRESSIONS_SHARED: VIDEO_REFER,
+    catalog.META_EXPRESSIONS_COUNTER: VIDEO_REFER,
+    catalog.STA_TEXT: MOMENTS,
+    catalog.CHUNKS: CHUNKED_MOMENTS,
 }
-KINDS = ("image_refer", "video_refer", "charades", "didemo", "report")
-COCO_IMAGES = "refer_seg/coco2014/train2014"
+KINDS = (IMAGE_REFER, VIDEO_REFER, MOMENTS, CHUNKED_MOMENTS, "report")
+
+
+def kind_of(dataset: str) -> str:
+    """The sidecar kind of a dataset's special_jsons (its schema is ``{kind}.schema.json``)."""
+    return KIND_OF_READER[catalog.dataset(dataset).reader]
+
+
 CHARADES_SPLITS = ("train", "test")
 DIDEMO_SPLITS = ("train", "val", "test")
 
@@ -244,8 +250,9 @@ def box_list(box) -> list[float] | None:
 # ----------------------------------------------------------------------------- spatial
 
 
-def refcoco_docs(data_root: Path, dataset: str) -> list[SplitDoc]:
-    folder = data_root / DATASETS[dataset][0]
+def refcoco_docs(data_root: Path, entry: catalog.Dataset) -> list[SplitDoc]:
+    dataset = entry.name
+    folder = data_root / entry.folder
     data = read_refcoco(folder, dataset)
     by_split: dict[str, list[dict]] = {}
     for e in data.expressions:
@@ -259,7 +266,7 @@ def refcoco_docs(data_root: Path, dataset: str) -> list[SplitDoc]:
                 "category_id": e.category_id,
                 "sentence": e.sentence,
                 "raw": e.raw,
-                "frame_dir": COCO_IMAGES,
+                "frame_dir": catalog.COCO_IMAGES,
                 "frames": [e.file_name],
                 "width": e.width,
                 "height": e.height,
@@ -340,20 +347,22 @@ def video_doc(
     )
 
 
-def mevis_docs(data_root: Path, dataset: str = "mevis") -> list[SplitDoc]:
-    root = data_root / DATASETS[dataset][0]
+def mevis_docs(data_root: Path, entry: catalog.Dataset) -> list[SplitDoc]:
+    dataset = entry.name
+    root = data_root / entry.folder
     splits = sorted(p for p in root.iterdir() if (p / "meta_expressions.json").is_file())
     if not splits:
         raise missing_files(dataset, root, "no <split>/meta_expressions.json")
     docs = []
     for split_dir in splits:
-        result = read_mevis_split(split_dir)
-        docs.append(video_doc(data_root, result, f"{DATASETS[dataset][0]}/{split_dir.name}/JPEGImages"))
+        result = read_mevis_split(split_dir, dataset)
+        docs.append(video_doc(data_root, result, f"{entry.folder}/{split_dir.name}/JPEGImages"))
     return docs
 
 
-def rvos_docs(data_root: Path, dataset: str = "rvos") -> list[SplitDoc]:
-    root = data_root / DATASETS[dataset][0]
+def rvos_docs(data_root: Path, entry: catalog.Dataset) -> list[SplitDoc]:
+    dataset = entry.name
+    root = data_root / entry.folder
     splits = rvos_splits(root)
     if not splits:
         raise missing_files(dataset, root, "no meta_expressions/<split>/meta_expressions.json")
@@ -364,20 +373,21 @@ def rvos_docs(data_root: Path, dataset: str = "rvos") -> list[SplitDoc]:
             [root / "mask_dict.pkl"] if split == "train" else []
         )
         mask_path = next((p for p in candidates if p.is_file()), None)
-        result = read_rvos_split(root, split, mask_path)
-        docs.append(video_doc(data_root, result, f"{DATASETS[dataset][0]}/{split}/JPEGImages"))
+        result = read_rvos_split(root, split, mask_path, dataset=dataset)
+        docs.append(video_doc(data_root, result, f"{entry.folder}/{split}/JPEGImages"))
     return docs
 
 
-def revos_docs(data_root: Path, dataset: str = "revos") -> list[SplitDoc]:
-    root = data_root / DATASETS[dataset][0]
+def revos_docs(data_root: Path, entry: catalog.Dataset) -> list[SplitDoc]:
+    dataset = entry.name
+    root = data_root / entry.folder
     splits = revos_splits(root)
     if not splits:
         raise missing_files(dataset, root, "no meta_expressions_<split>_.json")
     mask_path = find_mask_dict(root)
     masks = read_mask_dict(mask_path) if mask_path is not None else None
     return [
-        video_doc(data_root, read_revos_split(root, split, masks), f"{DATASETS[dataset][0]}/JPEGImages")
+        video_doc(data_root, read_revos_split(root, split, masks, dataset), f"{entry.folder}/JPEGImages")
         for split in splits
     ]
 
@@ -404,8 +414,9 @@ def charades_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def charades_docs(data_root: Path, dataset: str = "charades") -> list[SplitDoc]:
-    folder = data_root / DATASETS[dataset][0]
+def charades_docs(data_root: Path, entry: catalog.Dataset) -> list[SplitDoc]:
+    dataset = entry.name
+    folder = data_root / entry.annotations_folder
     files = charades_files(folder)
     if not files:
         raise missing_files(dataset, folder, "no charades_sta_{train,test}.txt (or *_{train,test}*.jsonl)")
@@ -426,14 +437,15 @@ def charades_docs(data_root: Path, dataset: str = "charades") -> list[SplitDoc]:
             if q.duration is not None:
                 record["duration"] = q.duration
             records.append(record)
-        doc = header(dataset, split, "charades", result.counts, [path], data_root)
+        doc = header(dataset, split, MOMENTS, result.counts, [path], data_root)
         doc.update(source_format=result.source_format, window_format=WINDOW_FORMAT, records=records)
-        docs.append(SplitDoc(dataset, split, "charades", doc))
+        docs.append(SplitDoc(dataset, split, MOMENTS, doc))
     return docs
 
 
-def didemo_docs(data_root: Path, dataset: str = "didemo") -> list[SplitDoc]:
-    folder = data_root / DATASETS[dataset][0]
+def didemo_docs(data_root: Path, entry: catalog.Dataset) -> list[SplitDoc]:
+    dataset = entry.name
+    folder = data_root / entry.annotations_folder
     files = {
         split: folder / f"{split}_data.json" for split in DIDEMO_SPLITS if (folder / f"{split}_data.json").is_file()
     }
@@ -456,9 +468,9 @@ def didemo_docs(data_root: Path, dataset: str = "didemo") -> list[SplitDoc]:
             }
             for q in result.records
         ]
-        doc = header(dataset, split, "didemo", result.counts, [path], data_root)
+        doc = header(dataset, split, CHUNKED_MOMENTS, result.counts, [path], data_root)
         doc.update(window_format=WINDOW_FORMAT, chunk_seconds=5, records=records)
-        docs.append(SplitDoc(dataset, split, "didemo", doc))
+        docs.append(SplitDoc(dataset, split, CHUNKED_MOMENTS, doc))
     return docs
 
 
@@ -470,15 +482,14 @@ def missing_files(dataset: str, folder: Path, what: str) -> AnnotationError:
     )
 
 
-BUILDERS: dict[str, Callable[[Path, str], list[SplitDoc]]] = {
-    "refcoco": refcoco_docs,
-    "refcoco+": refcoco_docs,
-    "refcocog": refcoco_docs,
-    "mevis": mevis_docs,
-    "rvos": rvos_docs,
-    "revos": revos_docs,
-    "charades": charades_docs,
-    "didemo": didemo_docs,
+# reader -> the builder of its datasets' sidecars
+BUILDERS: dict[str, Callable[[Path, catalog.Dataset], list[SplitDoc]]] = {
+    catalog.REFER: refcoco_docs,
+    catalog.META_EXPRESSIONS: mevis_docs,
+    catalog.META_EXPRESSIONS_COUNTER: rvos_docs,
+    catalog.META_EXPRESSIONS_SHARED: revos_docs,
+    catalog.STA_TEXT: charades_docs,
+    catalog.CHUNKS: didemo_docs,
 }
 
 
@@ -514,16 +525,17 @@ def build_special_jsons(
 def _build_special_jsons(
     data_root: Path, out_dir: Path, datasets: Iterable[str] | None, schema_dir: Path | None
 ) -> dict:
-    names = list(DATASETS) if datasets is None else list(dict.fromkeys(datasets))
-    unknown = [n for n in names if n not in DATASETS]
+    names = list(catalog.NAMES) if datasets is None else list(dict.fromkeys(datasets))
+    unknown = [n for n in names if n not in catalog.BY_NAME]
     if unknown:
         raise AnnotationError(
-            f"unknown dataset(s) {', '.join(unknown)}", key="datasets", fix=f"choose from {', '.join(DATASETS)}"
+            f"unknown dataset(s) {', '.join(unknown)}", key="datasets", fix=f"choose from {', '.join(catalog.NAMES)}"
         )
     schemas = load_schemas(schema_dir)
     report: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "report", "datasets": {}}
     for name in names:
-        folder_name = DATASETS[name][0]
+        dataset = catalog.dataset(name)
+        folder_name = dataset.annotations_folder
         folder = data_root / folder_name
         if not folder.is_dir():
             log.info("%s: %s is absent; skipped", name, folder_name)
@@ -534,7 +546,7 @@ def _build_special_jsons(
             }
             remove_stale(out_dir / name, keep=set())
             continue
-        docs = BUILDERS[name](data_root, name)
+        docs = BUILDERS[dataset.reader](data_root, dataset)
         entry: dict[str, Any] = {"status": "built", "folder": folder_name, "splits": {}}
         for split_doc in docs:
             relative_path = f"{name}/{split_doc.split}.json"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import catalog
 from ..errors import AnnotationError
 from .common import as_int, id_text, load_json, load_mapping_file, require, type_name
 from .masks import Box, PixelBox, check_rle, frame_boxes, normalise, normalise_all, rle_box, union_box
@@ -331,8 +332,14 @@ def find_mask_dict(folder: Path) -> Path | None:
     )
 
 
-def read_mevis_split(split_dir: Path, dataset: str = "mevis") -> VideoReferSplit:
+def reader_dataset(reader: str) -> str:
+    """The name of the dataset a single-dataset reader serves (the default `dataset` of the readers below)."""
+    return catalog.of_reader(reader)[0].name
+
+
+def read_mevis_split(split_dir: Path, dataset: str | None = None) -> VideoReferSplit:
     """One MeViS split folder: meta_expressions.json and, for annotated splits, its mask dict."""
+    dataset = dataset or reader_dataset(catalog.META_EXPRESSIONS)
     meta_path = split_dir / "meta_expressions.json"
     mask_path = find_mask_dict(split_dir)
     metas = read_meta_expressions(meta_path)
@@ -357,14 +364,17 @@ def revos_splits(root: Path) -> list[str]:
     return sorted(found)
 
 
-def read_revos_split(root: Path, split: str, masks: dict[str, list] | None = None) -> VideoReferSplit:
+def read_revos_split(
+    root: Path, split: str, masks: dict[str, list] | None = None, dataset: str | None = None
+) -> VideoReferSplit:
     """One ReVOS split: its meta file and the mask_dict.json all splits share (pass it to read it once)."""
     meta_path = revos_meta_file(root, split)
     mask_path = find_mask_dict(root)
     metas = read_meta_expressions(meta_path)
     if masks is None and mask_path is not None:
         masks = read_mask_dict(mask_path)
-    return ground_split("revos", split, metas, meta_path, mask_path if masks is not None else None, masks)
+    dataset = dataset or reader_dataset(catalog.META_EXPRESSIONS_SHARED)
+    return ground_split(dataset, split, metas, meta_path, mask_path if masks is not None else None, masks)
 
 
 def rvos_meta_file(root: Path, split: str) -> Path:
@@ -408,16 +418,17 @@ def assign_rvos_keys(metas: list[VideoMeta], order: str = "upstream") -> list[Vi
 
 
 def read_rvos_split(
-    root: Path, split: str, mask_path: Path | None = None, key_order: str = "upstream"
+    root: Path, split: str, mask_path: Path | None = None, key_order: str = "upstream", dataset: str | None = None
 ) -> VideoReferSplit:
     """One Ref-YouTube-VOS split; `mask_path` is the split's mask_dict.pkl (the released one is train's).
 
     `key_order` says how the pickle's running-counter keys map to expressions (RVOS_KEY_ORDERS).
     """
+    dataset = dataset or reader_dataset(catalog.META_EXPRESSIONS_COUNTER)
     meta_path = rvos_meta_file(root, split)
     metas = read_meta_expressions(meta_path, anno_ids="absent")
     if mask_path is None:
-        return ground_split("rvos", split, metas, meta_path, None, None)
+        return ground_split(dataset, split, metas, meta_path, None, None)
     metas = assign_rvos_keys(metas, key_order)
     masks = read_mask_dict(mask_path)
     expected = sum(len(m.expressions) for m in metas)
@@ -431,4 +442,4 @@ def read_rvos_split(
             key=extra[0] if extra else None,
             fix=f"use the mask_dict.pkl released with this split's expressions ({meta_path})",
         )
-    return ground_split("rvos", split, metas, meta_path, mask_path, masks)
+    return ground_split(dataset, split, metas, meta_path, mask_path, masks)

@@ -30,12 +30,30 @@ log = logging.getLogger(__name__)
 COPY_CHUNK = 4 << 20
 
 
+GIB = 1 << 30
+# A member smaller than this is never refused for its ratio: a megabyte is no bomb, and small text files
+# (JSON, a blank mask) legitimately compress far past any ratio limit.
+RATIO_FLOOR_BYTES = 1 << 20
+
+
 @dataclass(frozen=True)
 class ExtractLimits:
-    max_members: int = 5_000_000
-    max_total_bytes: int = 2 << 40  # 2 TiB: far above any dataset we fetch, far below a zip bomb's claim
-    max_ratio: float = 1000.0  # uncompressed / compressed, per member
-    reserve_bytes: int = 1 << 30  # free disk that must remain after extraction
+    """What an archive may hold (config key `unpack`, defaults in the config schema only)."""
+
+    max_members: int
+    max_total_bytes: int
+    max_ratio: float  # uncompressed / compressed, per member (for a compressed tar: of the whole archive)
+    reserve_bytes: int  # free disk that must remain after extraction
+
+    @classmethod
+    def from_config(cls, unpack: dict) -> ExtractLimits:
+        """From the validated config's ``unpack`` section (sizes in GiB there, bytes here)."""
+        return cls(
+            max_members=int(unpack["max_members"]),
+            max_total_bytes=int(float(unpack["max_total_gb"]) * GIB),
+            max_ratio=float(unpack["max_ratio"]),
+            reserve_bytes=int(float(unpack["reserve_gb"]) * GIB),
+        )
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,7 @@ class Member:
     name: str  # normalised relative POSIX path
     size: int
     is_dir: bool
+    compressed_size: int | None = None  # zip: the member's stored bytes; tar: unknown (None)
 
 
 class ConcatenatedReader(io.RawIOBase):
@@ -191,12 +210,29 @@ class Archive:
                 key="unpack.max_total_gb",
                 fix="raise unpack.max_total_gb if this archive is trusted",
             )
-        if total > limits.max_ratio * max(self.compressed_bytes, 1) and total > 1 << 30:
-            raise ArchiveError(
-                f"{self.label} claims {total:,} bytes from {self.compressed_bytes:,} compressed (a zip bomb?)",
-                file=self.label,
-                fix="refusing to unpack; re-download from a trusted source",
-            )
+        for member in members:  # zip: each member's own ratio
+            if member.compressed_size is not None and member.size >= RATIO_FLOOR_BYTES:
+                ratio = member.size / max(member.compressed_size, 1)
+                if ratio > limits.max_ratio:
+                    raise ArchiveError(
+                        f"{self.label}: entry {member.name!r} inflates {member.compressed_size:,} bytes to "
+                        f"{member.size:,} (ratio {ratio:,.0f}, over unpack.max_ratio {limits.max_ratio:g}): a zip bomb?",
+                        file=self.label,
+                        key="unpack.max_ratio",
+                        fix="refusing to unpack; re-download from a trusted source (or raise unpack.max_ratio if "
+                        "this archive is trusted)",
+                    )
+        if self._tar is not None and total >= RATIO_FLOOR_BYTES:  # a compressed tar: members share one stream
+            ratio = total / max(self.compressed_bytes, 1)
+            if ratio > limits.max_ratio:
+                raise ArchiveError(
+                    f"{self.label} inflates {self.compressed_bytes:,} bytes to {total:,} (ratio {ratio:,.0f}, "
+                    f"over unpack.max_ratio {limits.max_ratio:g}): a tar bomb?",
+                    file=self.label,
+                    key="unpack.max_ratio",
+                    fix="refusing to unpack; re-download from a trusted source (or raise unpack.max_ratio if "
+                    "this archive is trusted)",
+                )
         return members
 
     def _zip_members(self) -> Iterator[Member]:
@@ -217,7 +253,7 @@ class Archive:
                 )
             name = safe_member_name(info.filename, self.label)
             if name:
-                yield Member(name, info.file_size, info.is_dir())
+                yield Member(name, info.file_size, info.is_dir(), info.compress_size)
 
     def _tar_members(self) -> Iterator[Member]:
         assert self._tar is not None

@@ -140,9 +140,9 @@ class ArchiveRequest:
     repo_id: str
     revision: str
     download_dir: Path  # where hub downloads land (the client's local_dir for this repo)
+    reserve_bytes: int  # keep this much disk free after a download (config unpack.reserve_gb)
     endpoint: str | None = None
     local_mirror: Path | None = None  # an existing clone laid out like the repo: verify, never download
-    reserve_bytes: int = 1 << 30  # keep this much disk free after a download
 
 
 def fetch_archive(request: ArchiveRequest, receipt_path: Path) -> dict:

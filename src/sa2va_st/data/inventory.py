@@ -12,21 +12,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import catalog
 from .layout import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .pickles import load_builtin_pickle
-
-# dataset -> folder relative to data_root (the tree of layout.py)
-DATASET_FOLDERS = {
-    "refcoco": "refer_seg/refcoco",
-    "refcoco+": "refer_seg/refcoco+",
-    "refcocog": "refer_seg/refcocog",
-    "coco2014": "refer_seg/coco2014",
-    "mevis": "video_datas/mevis",
-    "rvos": "video_datas/rvos",
-    "revos": "video_datas/ReVOS",
-    "charades": "temporal/Charades",
-    "didemo": "temporal/didemo",
-}
 
 
 def _walk_stats(folder: Path) -> dict[str, int]:
@@ -65,45 +53,40 @@ def _meta_expression_counts(folder: Path, pattern: str) -> dict[str, int]:
 
 
 def _charades_expressions(folder: Path) -> dict[str, int]:
-    lines = [
-        line
-        for path in sorted((folder / "annotations").glob("*.txt"))
-        for line in path.read_text().splitlines()
-        if line.strip()
-    ]
+    lines = [line for path in sorted(folder.glob("*.txt")) for line in path.read_text().splitlines() if line.strip()]
     return {"expressions": len(lines)}
 
 
 def _didemo_expressions(folder: Path) -> dict[str, int]:
-    return {
-        "expressions": sum(
-            len(json.loads(path.read_text())) for path in sorted((folder / "annotations").glob("*.json"))
-        )
-    }
+    return {"expressions": sum(len(json.loads(path.read_text())) for path in sorted(folder.glob("*.json")))}
 
 
+# reader -> what the annotation files in a dataset's annotations folder say (catalog.READERS)
 EXPRESSION_COUNTERS: dict[str, Callable[[Path], dict[str, int]]] = {
-    "refcoco": _refer_seg_expressions,
-    "refcoco+": _refer_seg_expressions,
-    "refcocog": _refer_seg_expressions,
-    "mevis": lambda folder: _meta_expression_counts(folder, "*/meta_expressions.json"),
-    "rvos": lambda folder: _meta_expression_counts(folder, "meta_expressions/*/meta_expressions.json"),
-    "revos": lambda folder: _meta_expression_counts(folder, "meta_expressions_*.json"),
-    "charades": _charades_expressions,
-    "didemo": _didemo_expressions,
+    catalog.REFER: _refer_seg_expressions,
+    catalog.META_EXPRESSIONS: lambda folder: _meta_expression_counts(folder, "*/meta_expressions.json"),
+    catalog.META_EXPRESSIONS_COUNTER: lambda folder: _meta_expression_counts(
+        folder, "meta_expressions/*/meta_expressions.json"
+    ),
+    catalog.META_EXPRESSIONS_SHARED: lambda folder: _meta_expression_counts(folder, "meta_expressions_*.json"),
+    catalog.STA_TEXT: _charades_expressions,
+    catalog.CHUNKS: _didemo_expressions,
 }
+COCO_IMAGES = "coco2014"  # the inventory's name for the COCO images the RefCOCO family shares
 
 
 def build_inventory(data_root: Path) -> dict:
     """Counts for every dataset folder present under data_root (absent ones are listed as such)."""
+    folders: list[tuple[str, str, catalog.Dataset | None]] = [(d.name, d.folder, d) for d in catalog.DATASETS]
+    folders.insert(3, (COCO_IMAGES, str(Path(catalog.COCO_IMAGES).parent), None))  # after the family sharing it
     datasets = {}
-    for name, relative in DATASET_FOLDERS.items():
+    for name, relative, entry_of in folders:
         folder = data_root / relative
         if not folder.exists():
             datasets[name] = {"present": False, "path": relative}
             continue
         entry = {"present": True, "path": relative, **_walk_stats(folder)}
-        if name in EXPRESSION_COUNTERS:
-            entry.update(EXPRESSION_COUNTERS[name](folder))
+        if entry_of is not None:
+            entry.update(EXPRESSION_COUNTERS[entry_of.reader](data_root / entry_of.annotations_folder))
         datasets[name] = entry
     return {"data_root": str(data_root), "datasets": datasets}

@@ -19,20 +19,26 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import catalog
 from ..errors import LayoutError
 
 log = logging.getLogger(__name__)
 
-REFER_SEG_NAMES = ("refcoco", "refcoco+", "refcocog")
-VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v"})
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+# The single-dataset readers' folders (the REFER family is told apart by refer_seg_name).
+FOLDER_OF_READER = {
+    r: catalog.of_reader(r)[0].folder
+    for r in (catalog.META_EXPRESSIONS, catalog.META_EXPRESSIONS_COUNTER, catalog.META_EXPRESSIONS_SHARED)
+}
+
+VIDEO_SUFFIXES = frozenset(catalog.VIDEO_SUFFIXES)
+IMAGE_SUFFIXES = frozenset(catalog.IMAGE_SUFFIXES)
 
 
 @dataclass(frozen=True)
 class Unit:
     """One folder found in a staged tree and where it belongs under data_root."""
 
-    kind: str  # refer_seg | coco_images | mevis | rvos | revos | videos
+    kind: str  # a catalog reader (refer, mevis, rvos, revos), coco_images or videos
     source: Path
     dest: str  # relative to data_root
     merge: bool = False  # shared folders (COCO images) are merged file by file, others replaced whole
@@ -56,19 +62,16 @@ class Tree:
         return sorted(self.files[self.root] | self.dirs[self.root])
 
 
-def refer_seg_name(folder: Path, refs_file: str, hint: str) -> str:
-    """refcoco, refcoco+ or refcocog, from the folder's name, else its refs split, else the archive name."""
-    name = folder.name.lower().replace("_plus", "+").replace("plus", "+").replace("_+", "+")
-    if name in REFER_SEG_NAMES:
-        return name
-    if re.search(r"\((umd|google)\)", refs_file):
-        return "refcocog"
-    hint = hint.lower()
-    if "+" in hint or "plus" in hint:
-        return "refcoco+"
-    if hint.endswith("_g.zip") or "refcocog" in hint:
-        return "refcocog"
-    return "refcoco"
+def refer_seg_name(folder: Path, refs_file: str, archive_name: str) -> str:
+    """The RefCOCO-family dataset a folder holds: by its folder name, else its refs file, else the archive's
+    name (each compared with the catalog's names and aliases); the family's first dataset otherwise."""
+    family = catalog.of_reader(catalog.REFER)
+    stem = archive_name.lower().split(".")[0]
+    for key in (folder.name.lower(), refs_file, stem):
+        for entry in family:
+            if key == entry.name or key in entry.aliases:
+                return entry.name
+    return family[0].name
 
 
 def find_units(staged: Path, archive_name: str) -> list[Unit]:
@@ -82,11 +85,11 @@ def find_units(staged: Path, archive_name: str) -> list[Unit]:
         claimed.append(unit.source)
 
     for folder in tree.folders_with("mask_dict_foreground.json"):
-        claim(Unit("revos", folder, "video_datas/ReVOS"))
+        claim(Unit(catalog.META_EXPRESSIONS_SHARED, folder, FOLDER_OF_READER[catalog.META_EXPRESSIONS_SHARED]))
 
     mevis_splits = [f for f in tree.folders_with("meta_expressions.json", "mask_dict.json") if not _inside(f, claimed)]
     for root in sorted({split.parent for split in mevis_splits}):
-        claim(Unit("mevis", root, "video_datas/mevis"))
+        claim(Unit(catalog.META_EXPRESSIONS, root, FOLDER_OF_READER[catalog.META_EXPRESSIONS]))
 
     for folder, subdirs in sorted(tree.dirs.items()):
         expressions = folder / "meta_expressions"
@@ -97,16 +100,17 @@ def find_units(staged: Path, archive_name: str) -> list[Unit]:
                 "meta_expressions.json" in tree.files.get(expressions / split, ()) for split in tree.dirs[expressions]
             )
         ):
-            claim(Unit("rvos", folder, "video_datas/rvos"))
+            claim(Unit(catalog.META_EXPRESSIONS_COUNTER, folder, FOLDER_OF_READER[catalog.META_EXPRESSIONS_COUNTER]))
 
     for folder in tree.folders_with("instances.json"):
         refs = sorted(name for name in tree.files[folder] if re.fullmatch(r"refs\(\w+\)\.p", name))
         if refs and not _inside(folder, claimed):
-            claim(Unit("refer_seg", folder, f"refer_seg/{refer_seg_name(folder, refs[0], archive_name)}"))
+            name = refer_seg_name(folder, refs[0], archive_name)
+            claim(Unit(catalog.REFER, folder, catalog.dataset(name).folder))
 
     for folder in sorted(tree.files):
         if folder.name == "train2014" and not _inside(folder, claimed) and _count(tree.files[folder], IMAGE_SUFFIXES):
-            claim(Unit("coco_images", folder, "refer_seg/coco2014/train2014", merge=True))
+            claim(Unit("coco_images", folder, catalog.COCO_IMAGES, merge=True))
 
     destinations = [u.dest for u in units]
     duplicated = sorted({d for d in destinations if destinations.count(d) > 1})

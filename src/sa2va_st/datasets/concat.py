@@ -25,7 +25,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import DatasetError
-from ..training.sampler import DatasetSpec, TaskGroupedBatchSampler
+from .sampler import DatasetSpec, TaskGroupedBatchSampler
 
 
 class ConcatTaskDataset(Dataset):

@@ -40,9 +40,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..catalog import IMAGE_GROUNDING
 from ..errors import DatasetError
 from ..formats.boxes import encode_boxes
-from ..training.sampler import IMAGE_GROUNDING
 from .common import (
     SALT_IMAGE,
     GroundingDataset,

@@ -49,10 +49,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..catalog import TEMPORAL_GROUNDING
 from ..errors import DatasetError
 from ..formats.common import FormatError
 from ..formats.windows import DEFAULT_NUM_BINS, encode_window_tokens, sample_positions, window_to_indices
-from ..training.sampler import TEMPORAL_GROUNDING
 from .common import (
     SALT_TEMPORAL,
     GroundingDataset,

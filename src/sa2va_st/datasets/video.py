@@ -48,10 +48,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..catalog import VIDEO_GROUNDING
 from ..errors import DatasetError
 from ..formats.boxes import encode_video_boxes
 from ..formats.windows import sample_positions
-from ..training.sampler import VIDEO_GROUNDING
 from .common import (
     SALT_VIDEO,
     GroundingDataset,

@@ -15,26 +15,21 @@ own `create_model` (so a local model is built and loaded exactly like a hub one)
 A `model_name` that already carries a schema (``hf-hub:org/repo``, ``local-dir:/x``) is
 passed through unchanged. fp16/bf16 apply on a GPU; on the CPU the model runs in fp32.
 
-`save_tiny_clip` writes a tiny random ViT-CLIP in the same folder layout (written
-by open_clip's own ``save_config_for_hf`` + safetensors), so tests and the demo load
-it through the very path a real downloaded model takes.
+The tiny random model of tests and the demo (`sa2va_st.testing.tiny`) is saved in the
+local-folder layout, so it loads through the very path a real downloaded model takes.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ..atomic import staging_dir
 from ..errors import FeatureError
-from .preprocess import OPENAI_MEAN, OPENAI_STD, PreprocessConfig
+from .identity import is_local_weights
+from .preprocess import PreprocessConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +37,6 @@ DEFAULT_MODEL = "ViT-H-14"
 DEFAULT_PRETRAINED = "laion2b_s32b_b79k"
 PRECISIONS = ("fp32", "fp16", "bf16")
 SCHEMAS = ("hf-hub:", "local-dir:")
-CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
-
-# A few hundred thousand parameters (most of them the text tower's 49408-token embedding,
-# kept so open_clip's default tokenizer stays valid); image input 32x32, 32-d embeddings.
-TINY_MODEL_CFG: dict[str, Any] = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 2, "head_width": 32, "mlp_ratio": 2.0},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 8, "heads": 1, "layers": 1},
-}
-
-
-def _is_local_path(pretrained: str) -> bool:
-    """A path, not a tag: it exists, or it is spelled like a path or a checkpoint file."""
-    return (
-        os.path.exists(pretrained)
-        or os.sep in pretrained
-        or pretrained.startswith((".", "~"))
-        or pretrained.endswith(CHECKPOINT_SUFFIXES)
-    )
 
 
 def resolve_source(model_name: str, pretrained: str | None) -> tuple[str, str | None]:
@@ -73,7 +49,7 @@ def resolve_source(model_name: str, pretrained: str | None) -> tuple[str, str | 
         raise FeatureError(
             f"no weights given for {model_name}", fix="pass an open_clip tag or a local checkpoint file or folder"
         )
-    if _is_local_path(pretrained):
+    if is_local_weights(pretrained):
         path = Path(pretrained).expanduser()
         if path.is_dir():
             if not (path / "open_clip_config.json").is_file():
@@ -167,42 +143,3 @@ def embedding_dim(model: torch.nn.Module, cfg: PreprocessConfig) -> int:
     device = next(model.visual.parameters()).device
     blank = torch.zeros((1, 3, *cfg.image_size), dtype=input_dtype(model), device=device)
     return int(model.encode_image(blank).shape[-1])
-
-
-def save_tiny_clip(out_dir: str | os.PathLike, seed: int = 0) -> Path:
-    """Write a tiny random open_clip ViT to `out_dir` in open_clip's local-dir/hf-hub layout; return the folder.
-
-    Same seed, same weights. Load it with ``load_clip("tiny", str(out_dir))``.
-    """
-    import open_clip
-    import safetensors.torch
-    from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME
-    from open_clip.push_to_hf_hub import save_config_for_hf
-
-    out_dir = Path(out_dir)
-    with staging_dir(out_dir.parent, out_dir.name) as stage:
-        folder = stage / "model"
-        folder.mkdir()
-        preprocess = {
-            "mean": list(OPENAI_MEAN),
-            "std": list(OPENAI_STD),
-            "interpolation": "bicubic",
-            "resize_mode": "shortest",
-        }
-        (folder / HF_CONFIG_NAME).write_text(json.dumps({"model_cfg": TINY_MODEL_CFG, "preprocess_cfg": preprocess}))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            # open_clip builds it from the folder's config, as it will when loading; no weights yet
-            # (it warns that the model is random: that is the point here)
-            logging.disable(logging.WARNING)
-            try:
-                model = open_clip.create_model(f"local-dir:{folder}", load_weights=False)
-            finally:
-                logging.disable(logging.NOTSET)
-        save_config_for_hf(model, folder / HF_CONFIG_NAME, TINY_MODEL_CFG)
-        state = {k: v.contiguous() for k, v in model.state_dict().items()}
-        safetensors.torch.save_file(state, str(folder / HF_SAFE_WEIGHTS_NAME))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(folder, out_dir)
-    return out_dir

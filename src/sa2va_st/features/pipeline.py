@@ -275,10 +275,10 @@ def extract_shard(
     out_dir: str | os.PathLike,
     fps: float,
     clip: tuple[torch.nn.Module, PreprocessConfig],
-    batch_size: int = 64,
-    num_workers: int = 2,
-    max_failed_fraction: float = 0.0,
     *,
+    batch_size: int,
+    num_workers: int,
+    max_failed_fraction: float,
     backend: str = "auto",
     progress: bool = True,
 ) -> list[IndexRow]:
@@ -324,6 +324,8 @@ def extract_shard(
         bar.set_postfix(done=len(rows), failed=counts["failed"], refresh=False)
 
     iterator = iter(loader)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(encoder_threads(device, num_workers))
     try:
         for item in iterator:
             if item.row.status == FAILED:
@@ -342,6 +344,7 @@ def extract_shard(
         collect_finished()
     finally:
         del iterator  # stops the workers even when encoding raised
+        torch.set_num_threads(threads)
         bar.close()
     elapsed = time.monotonic() - started
     ordered = [rows[p] for p in sorted(rows)]
@@ -358,6 +361,16 @@ def extract_shard(
     )
     check_failures(ordered, max_failed_fraction)
     return ordered
+
+
+def encoder_threads(device: torch.device, num_workers: int) -> int:
+    """Torch threads of the encoding (main) process: on the CPU, the cores the decode workers leave free
+    (each worker uses one), at least one, so encoder and decoders never fight over the same cores; on a
+    GPU, one (the GPU does the work; the host thread only feeds it)."""
+    if device.type != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - num_workers)
 
 
 def check_failures(rows: Sequence[IndexRow], max_failed_fraction: float) -> None:

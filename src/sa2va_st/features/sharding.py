@@ -10,13 +10,15 @@ dataset keeps the job count small (never one job per video).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..catalog import VIDEO_SUFFIXES
 from ..errors import FeatureError
 
-VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ def select_shard(videos: list[VideoSource], shard: int, shards: int) -> list[Vid
 
 
 def list_videos(folder: str | os.PathLike) -> list[VideoSource]:
-    """The video files directly inside `folder`, sorted by id (the file name without its suffix).
+    """The video files directly inside `folder` (`sa2va_st.catalog.VIDEO_SUFFIXES`, any case), sorted by id
+    (the file name without its suffix). Other files are skipped, and the log names them.
 
     Two files with the same id (``a.mp4`` and ``a.webm``) are an error: their features
     would overwrite each other.
@@ -52,8 +55,12 @@ def list_videos(folder: str | os.PathLike) -> list[VideoSource]:
     if not folder.is_dir():
         raise FeatureError("video folder not found", file=str(folder), fix="unpack the videos first")
     found: dict[str, Path] = {}
+    skipped: list[str] = []
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name.startswith(".") or path.suffix.lower() not in VIDEO_SUFFIXES:
+        if path.name.startswith("."):
+            continue
+        if not path.is_file() or path.suffix.lower() not in VIDEO_SUFFIXES:
+            skipped.append(path.name + ("/" if path.is_dir() else ""))
             continue
         if path.stem in found:
             raise FeatureError(
@@ -62,4 +69,13 @@ def list_videos(folder: str | os.PathLike) -> list[VideoSource]:
                 fix="keep one file per video id",
             )
         found[path.stem] = path
+    if skipped:
+        shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        log.warning(
+            "%s: skipped %d entries that are not videos (%s): %s",
+            folder,
+            len(skipped),
+            "/".join(VIDEO_SUFFIXES),
+            shown,
+        )
     return [VideoSource(vid, found[vid]) for vid in sorted(found)]

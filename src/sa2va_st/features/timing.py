@@ -34,6 +34,7 @@ from fractions import Fraction
 import numpy as np
 
 TIME_TOLERANCE_S = 1e-4
+RULE_VERSION = 1  # recorded in every feature set's identity: a change of the rule must not mix with old features
 
 
 def _check_fps(fps: float) -> None:

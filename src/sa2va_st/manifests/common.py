@@ -16,11 +16,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .. import catalog
 from ..annotations.common import load_json
-from ..annotations.special_jsons import DATASETS as SPECIAL_DATASETS
 from ..annotations.special_jsons import REPORT as SPECIAL_REPORT
 from ..annotations.special_jsons import fast_is_valid as special_fast_is_valid
-from ..annotations.special_jsons import load_schemas, per_frame_valid, remove_stale, slim_records, validate
+from ..annotations.special_jsons import kind_of, load_schemas, per_frame_valid, remove_stale, slim_records, validate
 from ..atomic import atomic_write_bytes
 from ..errors import AnnotationError, ManifestError
 from .schemas import CLIP_REASONS, DROP_REASONS, FILE_REASONS, STRUCTURAL_FRACTION
@@ -32,16 +32,6 @@ SPECIAL_FIX = "rebuild special_jsons (snakemake special_jsons) from the prepared
 
 
 # ----------------------------------------------------------------------------- paths
-
-
-def path_prefix(root: str | os.PathLike) -> str:
-    """A root as written, POSIX, for joining into the manifests' path columns ('' for '.')."""
-    text = Path(root).as_posix()
-    return "" if text == "." else text
-
-
-def join(prefix: str, *parts: str) -> str:
-    return posixpath.join(prefix, *parts) if prefix else posixpath.join(*parts)
 
 
 class Listings:
@@ -90,7 +80,7 @@ def special_datasets(
     dataset without one is skipped with the reason special_jsons' report gives, if any.
     """
     kinds = set(kinds)
-    known = [name for name, (_, kind) in SPECIAL_DATASETS.items() if kind in kinds]
+    known = [name for name in catalog.NAMES if kind_of(name) in kinds]
     if requested is None:
         names = known
     else:

@@ -22,14 +22,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from .. import paths
 from ..annotations.common import gc_paused
-from ..annotations.special_jsons import DATASETS as SPECIAL_DATASETS
+from ..annotations.special_jsons import IMAGE_REFER, VIDEO_REFER, kind_of
+from ..paths import join, path_prefix
 from .common import (
     Listings,
     Tally,
-    join,
     load_special,
-    path_prefix,
     special_datasets,
     special_schemas,
     split_files,
@@ -41,11 +41,11 @@ from .schemas import IMAGE_SCHEMA, VIDEO_SCHEMA
 
 SPATIAL = "spatial"
 NO_TARGET_TYPE_ID = 2  # ReVOS: an expression that refers to nothing in the video
-KIND_OF = {"image_refer": "image", "video_refer": "video"}
+KIND_OF = {IMAGE_REFER: "image", VIDEO_REFER: "video"}  # special_jsons kind -> manifest kind
 
 
 def spatial_dir(out_dir: str | os.PathLike) -> Path:
-    return Path(out_dir) / SPATIAL
+    return Path(paths.spatial_manifests_dir(out_dir))
 
 
 def image_rows(doc: dict, data_root: str, listings: Listings, tally: Tally) -> dict[str, list]:
@@ -181,7 +181,7 @@ def _build_spatial_manifests(
     built: dict[str, tuple[str, list]] = {}
     # Read and check everything before writing anything: a structural error leaves old outputs intact.
     for name in names:
-        special_kind = SPECIAL_DATASETS[name][1]
+        special_kind = kind_of(name)
         kind = KIND_OF[special_kind]
         results = []
         for path in split_files(special_jsons_dir, name):

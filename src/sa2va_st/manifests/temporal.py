@@ -51,16 +51,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..annotations.special_jsons import DATASETS as SPECIAL_DATASETS
+from .. import catalog, paths
+from ..annotations.special_jsons import CHUNKED_MOMENTS, MOMENTS, kind_of
 from ..errors import ManifestError
-from ..features.sharding import VIDEO_SUFFIXES
 from ..features.timing import feature_count
+from ..paths import join, path_prefix
 from .common import (
     Listings,
     Tally,
-    join,
     load_special,
-    path_prefix,
     special_datasets,
     special_schemas,
     split_files,
@@ -71,8 +70,7 @@ from .report import add_totals, new_report, write_report
 from .schemas import TEMPORAL_SCHEMA
 
 TEMPORAL = "temporal"
-VIDEO_FOLDERS = {"charades": "temporal/Charades/videos", "didemo": "temporal/didemo/videos"}
-INDEX_NAME = "index.parquet"
+INDEX_NAME = paths.FEATURE_INDEX
 OK = "ok"  # features.pipeline.OK (that module imports torch, which this stage does not need)
 INDEX_COLUMNS = ("vid", "T", "fps", "duration", "status", "error")  # of features.pipeline.INDEX_SCHEMA
 
@@ -88,21 +86,13 @@ class IndexEntry(NamedTuple):
 
 # suffixes stripped from an annotation's video name to get the feature id (wider than the files
 # the feature stage reads: an annotation may name the original .wmv of a converted .mp4)
-NAME_SUFFIXES = tuple(sorted(set(VIDEO_SUFFIXES) | {".m4v", ".3gp", ".wmv", ".flv", ".mpg", ".mpeg"}))
+NAME_SUFFIXES = tuple(sorted(set(catalog.VIDEO_SUFFIXES) | {".3gp", ".wmv", ".flv", ".mpg", ".mpeg"}))
 FPS_TOLERANCE = 1e-9
 INDEX_DECIMALS = 6
 
 
-def fps_label(fps: float) -> str:
-    return f"fps{fps:g}"
-
-
 def temporal_dir(out_dir: str | os.PathLike, features_label: str, fps: float) -> Path:
-    return Path(out_dir) / TEMPORAL / features_label / fps_label(fps)
-
-
-def default_features_dir(data_root: str | os.PathLike, dataset: str, features_label: str, fps: float) -> str:
-    return join(path_prefix(data_root), "clip_features", dataset, features_label, fps_label(fps))
+    return Path(paths.temporal_manifests_dir(out_dir, features_label, fps))
 
 
 def feature_id(video: str) -> str:
@@ -128,7 +118,7 @@ def video_files(names: frozenset[str] | None) -> dict[str, str]:
     found: dict[str, str] = {}
     for name in sorted(names or ()):
         stem, suffix = posixpath.splitext(name)
-        if not name.startswith(".") and suffix.lower() in VIDEO_SUFFIXES:
+        if not name.startswith(".") and suffix.lower() in catalog.VIDEO_SUFFIXES:
             found.setdefault(stem, name)
     return found
 
@@ -288,7 +278,7 @@ def build_temporal_manifests(
         raise ManifestError(f"fps must be a positive number, got {fps!r}", key="fps")
     fps = float(fps)
     special_jsons_dir, out = Path(special_jsons_dir), temporal_dir(out_dir, features_label, fps)
-    names, skipped = special_datasets(special_jsons_dir, ["charades", "didemo"], datasets)
+    names, skipped = special_datasets(special_jsons_dir, [MOMENTS, CHUNKED_MOMENTS], datasets)
     schemas = special_schemas(schema_root)
     prefix = path_prefix(data_root)
     video_dirs, features_dirs = dict(video_dirs or {}), dict(features_dirs or {})
@@ -304,15 +294,16 @@ def build_temporal_manifests(
     )
     built: dict[str, tuple[str, list]] = {}
     for name in names:  # everything is read and checked before anything is written
-        video_dir = path_prefix(video_dirs[name]) if name in video_dirs else join(prefix, VIDEO_FOLDERS[name])
+        video_dir = (
+            path_prefix(video_dirs[name]) if name in video_dirs else join(prefix, catalog.dataset(name).videos_folder)
+        )
         features_dir = (
             path_prefix(features_dirs[name])
             if name in features_dirs
-            else default_features_dir(data_root, name, features_label, fps)
+            else paths.features_dir(data_root, name, features_label, fps)
         )
         docs = [
-            (path, load_special(path, SPECIAL_DATASETS[name][1], name, schemas))
-            for path in split_files(special_jsons_dir, name)
+            (path, load_special(path, kind_of(name), name, schemas)) for path in split_files(special_jsons_dir, name)
         ]
         index = load_index(features_dir, fps, name) if any(doc["records"] for _, doc in docs) else {}
         results = []

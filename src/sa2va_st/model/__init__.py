@@ -9,7 +9,6 @@ One concept per module:
                 `TemporalProjector`
 - `inference`   `ground_boxes`, `ground_window` and their batched versions
 - `checkpoint`  trainable-weight checkpoints (safetensors + JSON) and the inference export
-- `tiny`        the tiny preset (random InternVL + tokenizer + processor in the hub layout)
 - `sam2`        SAM2 as a frozen box-prompted segmenter
 
 Importing this package is cheap: transformers, peft and open_clip load with the modules that
@@ -40,12 +39,8 @@ _EXPORTS = {
     "load_trainable": "checkpoint",
     "export": "checkpoint",
     "load_exported": "checkpoint",
-    "save_tiny_vlm": "tiny",
-    "save_tiny_preset": "tiny",
-    "tiny_model_config": "tiny",
     "load_sam2": "sam2",
     "Sam2Segmenter": "sam2",
-    "save_tiny_sam2": "sam2",
 }
 
 __all__ = sorted(_EXPORTS)

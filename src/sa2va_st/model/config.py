@@ -223,7 +223,7 @@ def resolve_source(id_or_folder: str | os.PathLike, key: str, example: str = DEF
                 file=str(path),
                 key=key,
                 fix="download the whole hub repository into it (`hf download <id> --local-dir DIR`), "
-                "or write the tiny preset with `python -m sa2va_st.model.tiny --out DIR`",
+                "or write the tiny preset with `python -m sa2va_st.testing tiny --out DIR`",
             )
         return str(path.resolve()), True
     # a hub id is `name` or `org/name`; anything else spelled like a path is meant as a folder

@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 from ..errors import ModelError
 from ..formats.boxes import Box, decode_boxes, decode_video_boxes
 from ..formats.common import ParseFailure
 from ..formats.windows import decode_window_tokens, indices_to_window, sample_positions
-from ..training.sampler import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 
 TOKENS_PER_BOX = 32  # a box is ~26 tokens with digit-by-digit tokenisers (Qwen); slack for separators
 DEFAULT_BATCH_SIZE = 8

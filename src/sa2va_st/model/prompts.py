@@ -49,9 +49,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 from ..errors import ModelError
 from ..formats.tokens import SPATIAL_TOKEN, SPECIAL_TOKENS, TEMPORAL_TOKEN
-from ..training.sampler import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 
 TEMPORAL_CONTEXT_TOKEN = "<TEMPORAL_CONTEXT>"
 # what the model adds to the base tokenizer, in this order (upstream's first, then ours)

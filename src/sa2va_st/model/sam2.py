@@ -23,10 +23,9 @@ post-processes masks); it is what the hub checkpoints name in ``processor_config
 **Frozen.** Every parameter has ``requires_grad=False``, both models are in eval mode and all
 inference runs under ``torch.inference_mode``.
 
-**Tiny preset.** `save_tiny_sam2` writes a random SAM2 at 64 px (about 0.9 M parameters) with
-``save_pretrained`` in exactly the hub layout, so tests and the demo load it through the same
-`load_sam2` -> ``from_pretrained`` path as a real checkpoint. ``python -m sa2va_st.model.sam2
---save-tiny DIR`` writes one.
+**Tiny preset.** Tests and the demo use a random SAM2 at 64 px (`sa2va_st.testing.tiny`), saved
+with ``save_pretrained`` in exactly the hub layout, so it loads through the same `load_sam2` ->
+``from_pretrained`` path as a real checkpoint.
 
 Conventions: images and frames are uint8 RGB, channels first ``(3, H, W)`` per image (HWC and
 PIL are accepted for single images); boxes are normalised ``[0, 1]`` ``x1, y1, x2, y2`` (the
@@ -35,20 +34,16 @@ grounding answer format); masks are ``bool`` at the input size.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import math
 import os
-import shutil
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..atomic import staging_dir
 from ..errors import ModelError
 from .config import resolve_source
 
@@ -64,114 +59,6 @@ DTYPES = {
     "float16": torch.float16,
 }
 HUB_EXAMPLE = "facebook/sam2.1-hiera-tiny"
-
-# --- the tiny preset -------------------------------------------------------------------------
-# 64 px input -> patch stride 4 -> a 3-stage Hiera at 16x16, 8x8, 4x4 (SAM2 needs three feature
-# levels: two high-resolution skips for the mask decoder + the 4x4 embedding). Constraints the
-# transformers implementation imposes on a small config, found by building it:
-# - a query-pooling block (first block of stages 2..) must use windowed attention, so with one
-#   block per stage there are no global-attention blocks; the last stage's window (8 -> 4 after
-#   pooling) covers its whole 4x4 map instead;
-# - the memory attention's image cross-attention takes 64-d memories (hard-coded), so
-#   ``memory_encoder_output_channels`` stays 64;
-# - object pointers are split into mem_dim-sized tokens only when hidden > mem_dim; with
-#   hidden == mem_dim (64) propagation fails on a 4-d/3-d concat, so the hidden size is 128.
-TINY_IMAGE_SIZE = 64
-# The random object-score head gives logits of about +-0.01, so SAM2's "is the object on this
-# frame" gate (logit > 0) would flip at random and many frames would come back empty. The tiny
-# model sets that head's output bias to +2 ("the object is there"), so its masks are non-trivial
-# and the propagation path (memory, pointers) is exercised on every frame.
-TINY_OBJECT_SCORE_BIAS = 2.0
-
-
-def tiny_sam2_config():
-    """A ``Sam2VideoConfig`` for a random SAM2 at ``TINY_IMAGE_SIZE`` px (the image part is its subset)."""
-    from transformers import Sam2VideoConfig
-
-    size = TINY_IMAGE_SIZE
-    grid = size // 4  # patch stride 4: the first (highest-resolution) feature map
-    hidden = 128  # FPN / prompt encoder / mask decoder / memory attention width
-    return Sam2VideoConfig(
-        vision_config={
-            "model_type": "sam2_vision_model",
-            "backbone_config": {
-                "model_type": "sam2_hiera_det_model",
-                "hidden_size": 16,
-                "image_size": [size, size],
-                "blocks_per_stage": [1, 1, 1],
-                "embed_dim_per_stage": [16, 32, 64],
-                "num_attention_heads_per_stage": [1, 1, 2],
-                "window_size_per_stage": [4, 8, 8],
-                "global_attention_blocks": [],
-                "num_query_pool_stages": 2,
-                "window_positional_embedding_background_size": [4, 4],
-                "mlp_ratio": 2.0,
-            },
-            "backbone_channel_list": [64, 32, 16],  # low -> high resolution
-            "backbone_feature_sizes": [[grid, grid], [grid // 2, grid // 2], [grid // 4, grid // 4]],
-            "fpn_hidden_size": hidden,
-            "fpn_top_down_levels": [1, 2],
-            "num_feature_levels": 3,
-        },
-        prompt_encoder_config={"hidden_size": hidden, "image_size": size, "patch_size": 16, "mask_input_channels": 8},
-        mask_decoder_config={
-            "hidden_size": hidden,
-            "mlp_dim": 256,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 4,
-            "iou_head_hidden_dim": 64,
-        },
-        image_size=size,
-        memory_attention_hidden_size=hidden,
-        memory_attention_num_layers=1,
-        memory_attention_feed_forward_hidden_size=256,
-        memory_attention_rope_feat_sizes=[grid // 4, grid // 4],
-        memory_encoder_hidden_size=hidden,
-        memory_encoder_output_channels=64,
-        mask_downsampler_embed_dim=hidden,
-        mask_downsampler_stride=4,
-        memory_fuser_num_layers=1,
-        memory_fuser_embed_dim=hidden,
-        memory_fuser_intermediate_dim=256,
-    )
-
-
-def tiny_sam2_processor():
-    """The ``Sam2VideoProcessor`` matching `tiny_sam2_config` (images, videos and box coordinates at 64 px)."""
-    from transformers import Sam2ImageProcessor, Sam2VideoProcessor, Sam2VideoVideoProcessor
-
-    size = {"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
-    mask_size = {"height": TINY_IMAGE_SIZE // 4, "width": TINY_IMAGE_SIZE // 4}
-    return Sam2VideoProcessor(
-        image_processor=Sam2ImageProcessor(size=size, mask_size=mask_size),
-        video_processor=Sam2VideoVideoProcessor(size=size),
-        target_size=TINY_IMAGE_SIZE,
-    )
-
-
-def save_tiny_sam2(out_dir: str | os.PathLike, seed: int = 0) -> Path:
-    """Write a tiny random SAM2 (image + video, one checkpoint) and its processor to `out_dir`; return it.
-
-    Written with ``save_pretrained`` in the hub layout (``config.json``, ``model.safetensors``,
-    ``processor_config.json``), atomically. Same seed, same bytes. Load it with ``load_sam2(out_dir)``.
-    """
-    from transformers import Sam2VideoModel
-
-    out_dir = Path(out_dir)
-    with staging_dir(out_dir.parent, out_dir.name) as stage:
-        folder = stage / "model"
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = Sam2VideoModel(tiny_sam2_config())
-        with torch.no_grad():
-            model.mask_decoder.pred_obj_score_head.proj_out.bias.fill_(TINY_OBJECT_SCORE_BIAS)
-        model.save_pretrained(folder)  # config.json + model.safetensors
-        tiny_sam2_processor().save_pretrained(folder)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(folder, out_dir)
-    return out_dir
-
 
 # --- loading ---------------------------------------------------------------------------------
 
@@ -514,22 +401,3 @@ class Sam2Segmenter:
         stacked = torch.cat([logits[t] for t in range(num_frames)]).float().cpu()  # (T, 1, S/4, S/4)
         masks = self.processor.post_process_masks([stacked], original_sizes=[[height, width]])[0]  # (T, 1, H, W)
         return masks[:, 0]
-
-
-# --- command line ----------------------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m sa2va_st.model.sam2", description="Write the tiny random SAM2 used by tests and the demo."
-    )
-    parser.add_argument("--save-tiny", metavar="DIR", required=True, help="folder to write (replaced if present)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    folder = save_tiny_sam2(args.save_tiny, seed=args.seed)
-    print(folder)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -9,7 +9,7 @@ Definitions:
   every index ``floor(repeat_k)`` times, plus, for a fractional repeat, a random subset
   (without replacement, drawn per epoch) of ``floor(length_k * frac(repeat_k))`` indices.
   Upstream lists MeViS twice in its dataset list, each with repeat 4; here it is *one*
-  entry with repeat 8 (`UPSTREAM_REPEATS`): the same samples per epoch, and each
+  entry with repeat 8 (`sa2va_st.catalog`): the same samples per epoch, and each
   dataset appears once in the index space. Duplicate names are rejected.
 - **Global batch.** ``global_batch_size = world_size * batch_size`` samples of ONE task.
   Per epoch and task the samples of all its datasets are shuffled together and cut into
@@ -50,24 +50,8 @@ from dataclasses import dataclass
 import numpy as np
 from torch.utils.data import Sampler
 
+from .. import catalog
 from ..errors import Sa2vaError
-
-IMAGE_GROUNDING = "image_grounding"
-VIDEO_GROUNDING = "video_grounding"
-TEMPORAL_GROUNDING = "temporal_grounding"
-
-# Upstream's repeat factors (sa2va_4b_shared). MeViS is listed twice upstream with repeat 4;
-# one entry with repeat 8 yields the same samples per epoch.
-UPSTREAM_REPEATS: dict[str, float] = {
-    "revos": 8,
-    "mevis": 8,
-    "rvos": 4,  # Ref-YouTube-VOS (its manifests are named rvos, after the archive)
-    "refcoco": 1,
-    "refcoco+": 1,
-    "refcocog": 1,
-    "charades": 4,
-    "didemo": 4,
-}
 
 _STATE_FORMAT = 1
 
@@ -75,7 +59,7 @@ _STATE_FORMAT = 1
 def repeats_from_config(config: Mapping[str, object]) -> dict[str, float]:
     """The training mix's repeat factors: upstream's, overridden by ``training.repeats`` of the config."""
     overrides = (config.get("training") or {}).get("repeats") or {}
-    return {**UPSTREAM_REPEATS, **{name: float(value) for name, value in overrides.items()}}
+    return {**catalog.upstream_repeats(), **{name: float(value) for name, value in overrides.items()}}
 
 
 class SamplerError(Sa2vaError):

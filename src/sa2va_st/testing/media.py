@@ -1,4 +1,4 @@
-"""Tiny videos with exactly known timing, and broken ones, for tests and smoke checks.
+"""The one video writer, tiny videos with exactly known timing, and broken ones, for tests and smoke checks.
 
 Every frame k shows its own number (as 8 black/white blocks along the bottom edge) on a
 grey level that changes with k, plus a white top-left quarter so that a wrong
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -35,6 +36,66 @@ def frame_image(k: int, width: int, height: int) -> np.ndarray:
     return image
 
 
+# Reproducible encoding: one encoder thread and bit-exact flags, so the same frames give the same bytes.
+X264_OPTIONS = {
+    "preset": "ultrafast",
+    "crf": "20",
+    "threads": "1",
+    "x264-params": "threads=1:sliced-threads=0:lookahead-threads=1",
+}
+CONTAINER_OPTIONS = {"fflags": "+bitexact"}  # no library version string in the file
+
+
+def encode_video_file(
+    target: str | os.PathLike,
+    frame: Callable[[int], np.ndarray],
+    pts: Sequence[int],
+    time_base: Fraction,
+    end_pts: int,
+    *,
+    width: int,
+    height: int,
+    nominal_fps: Fraction | None = None,
+    rotation_degrees: int = 0,
+    faststart: bool = False,
+    container_format: str = "mp4",
+) -> Path:
+    """The one video writer of the tests and the synthetic world: H.264/yuv420p frames ``frame(k)``
+    ((height, width, 3) uint8 RGB) shown at ``pts[k]``, into `target`.
+
+    Every frame keeps its own pts and duration (the last one ends at `end_pts`, all in `time_base`
+    units), so variable frame rates come out exactly; `nominal_fps` (default: frames over duration) is
+    only the rate the stream header states. `rotation_degrees` sets the display matrix, as a phone does;
+    `faststart` moves the index to the front (a second pass over the file).
+    """
+    target = Path(target)
+    rate = nominal_fps or (Fraction(len(pts), 1) / (end_pts * time_base) if end_pts else Fraction(25))
+    options = dict(CONTAINER_OPTIONS, **({"movflags": "+faststart"} if faststart else {}))
+    with av.open(str(target), "w", format=container_format, options=options) as container:
+        stream = container.add_stream("libx264", rate=rate.limit_denominator(90_000), options=X264_OPTIONS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = time_base
+        # frame_duration: the muxer takes each frame's own duration, so a VFR file ends exactly at end_pts.
+        stream.codec_context.flags |= av.codec.context.Flags.frame_duration | av.codec.context.Flags.bitexact
+        if rotation_degrees:
+            stream.set_display_rotation(rotation_degrees)
+        for k, p in enumerate(pts):
+            picture = av.VideoFrame.from_ndarray(frame(k), format="rgb24")
+            following = pts[k + 1] if k + 1 < len(pts) else end_pts
+            picture.pts, picture.time_base, picture.duration = int(p), time_base, int(following - p)
+            for packet in stream.encode(picture):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return target
+
+
+def encode_video(*args, **kwargs) -> bytes:
+    """`encode_video_file`'s bytes (for archives and servers), through a scratch file."""
+    with tempfile.TemporaryDirectory() as scratch:
+        return encode_video_file(Path(scratch) / "video.mp4", *args, **kwargs).read_bytes()
+
+
 def write_video(
     path: str | os.PathLike,
     pts: Sequence[int],
@@ -45,29 +106,24 @@ def write_video(
     height: int = 48,
     rotation_degrees: int = 0,
     faststart: bool = False,
-    codec: str = "libx264",
 ) -> Path:
-    """Encode frames at the given pts (in `time_base` units); the last frame ends at `end_pts`."""
+    """A video of numbered frames (`frame_image`) at the given pts (in `time_base` units); the last
+    frame ends at `end_pts`. Written beside `path` and renamed when complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    options = {"movflags": "+faststart"} if faststart else {}
-    rate = Fraction(len(pts), 1) / (end_pts * time_base) if end_pts else Fraction(25)
-    with av.open(str(path), "w", options=options) as container:
-        codec_options = {"preset": "ultrafast"} if codec == "libx264" else {}
-        stream = container.add_stream(codec, rate=rate.limit_denominator(90_000), options=codec_options)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = time_base
-        stream.codec_context.flags |= av.codec.context.Flags.frame_duration
-        if rotation_degrees:
-            stream.set_display_rotation(rotation_degrees)
-        for k, p in enumerate(pts):
-            frame = av.VideoFrame.from_ndarray(frame_image(k, width, height), format="rgb24")
-            following = pts[k + 1] if k + 1 < len(pts) else end_pts
-            frame.pts, frame.time_base, frame.duration = int(p), time_base, int(following - p)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    with staging_dir(path.parent, path.name) as stage:
+        staged = encode_video_file(
+            stage / path.name,
+            lambda k: frame_image(k, width, height),
+            pts,
+            time_base,
+            end_pts,
+            width=width,
+            height=height,
+            rotation_degrees=rotation_degrees,
+            faststart=faststart,
+        )
+        os.replace(staged, path)
     return path
 
 
@@ -149,7 +205,7 @@ def synthetic_world_videos(root: str | os.PathLike, seed: int = 0) -> tuple[Path
     once (both are reused when present), so several test modules can share them.
     Returns the folder and world.json's video records, each with a "file" key added.
     """
-    from ..synthetic.world import generate_world
+    from .world import generate_world
 
     root = Path(root)
     world_dir = root / "world"

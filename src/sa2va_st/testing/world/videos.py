@@ -16,18 +16,11 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from ..media import encode_video
 from .shapes import PALETTE, RGB, indefinite_article, place_shape, rasterize
 
 CORNERS: tuple[str, ...] = ("top left", "top right", "bottom left", "bottom right")
 VFR_TIME_BASE = Fraction(1, 90_000)  # the MPEG-TS clock, common in variable-frame-rate phone videos
-# ultrafast keeps generation quick; one thread and bitexact flags keep the bytes reproducible.
-X264_OPTIONS = {
-    "preset": "ultrafast",
-    "crf": "20",
-    "threads": "1",
-    "x264-params": "threads=1:sliced-threads=0:lookahead-threads=1",
-}
-CONTAINER_OPTIONS = {"fflags": "+bitexact"}  # no library version string in the file
 
 
 @dataclass(frozen=True)
@@ -171,23 +164,16 @@ def render_frame(plan: VideoPlan, k: int) -> np.ndarray:
 
 def encode_mp4(plan: VideoPlan) -> bytes:
     """H.264/yuv420p in MP4 with the plan's exact pts and frame durations."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4", options=CONTAINER_OPTIONS) as container:
-        stream = container.add_stream("libx264", rate=plan.nominal_fps, options=X264_OPTIONS)
-        stream.width, stream.height, stream.pix_fmt = plan.width, plan.height, "yuv420p"
-        stream.codec_context.time_base = plan.time_base
-        # frame_duration: the muxer takes each frame's own duration, so a VFR file ends exactly at end_pts.
-        stream.codec_context.flags |= av.codec.context.Flags.frame_duration | av.codec.context.Flags.bitexact
-        if plan.rotation_degrees:
-            stream.set_display_rotation(plan.rotation_degrees)
-        for k in range(plan.frame_count):
-            frame = av.VideoFrame.from_ndarray(render_frame(plan, k), format="rgb24")
-            frame.pts, frame.time_base, frame.duration = plan.pts[k], plan.time_base, plan.frame_duration(k)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return buffer.getvalue()
+    return encode_video(
+        lambda k: render_frame(plan, k),
+        plan.pts,
+        plan.time_base,
+        plan.end_pts,
+        width=plan.width,
+        height=plan.height,
+        nominal_fps=plan.nominal_fps,
+        rotation_degrees=plan.rotation_degrees,
+    )
 
 
 def read_back_rotation(mp4: bytes) -> int:

@@ -1,1 +1,0 @@
-"""A deterministic miniature world in the real formats, for the demo and the tests."""
