@@ -21,8 +21,11 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+# The checks CI runs before the tests: the workflow's lint, the formatter and the linter (pyproject.toml).
 lint: setup
 	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 
 clean-demo:
 	rm -rf demo

@@ -130,6 +130,68 @@ def test_symlink_entry_in_tar_is_refused(tmp_path, data_root):
         opened.extract_to(tmp_path, NO_RESERVE)
 
 
+@pytest.mark.parametrize(
+    "kind, expected",
+    [(tarfile.LNKTYPE, "'videos/hard' is a link"), (tarfile.CHRTYPE, "not a regular file"),
+     (tarfile.BLKTYPE, "not a regular file"), (tarfile.FIFOTYPE, "not a regular file")],
+)  # fmt: skip
+def test_hard_links_and_device_entries_in_tar_are_refused(tmp_path, data_root, kind, expected):
+    """A hard link can alias a file outside the tree once extracted; device and FIFO entries are never data."""
+    path = tmp_path / "videos.tar"
+    with tarfile.open(path, "w") as archive:
+        real = tarfile.TarInfo("videos/a.mp4")
+        real.size = 4
+        archive.addfile(real, io.BytesIO(b"abcd"))
+        info = tarfile.TarInfo("videos/hard" if kind == tarfile.LNKTYPE else "videos/dev")
+        info.type = kind
+        info.linkname = "videos/a.mp4" if kind == tarfile.LNKTYPE else ""
+        info.devmajor, info.devminor = 1, 3  # /dev/null's numbers
+        archive.addfile(info)
+    target = tmp_path / "out"
+    target.mkdir()
+    with Archive([path]) as opened, pytest.raises(ArchiveError, match=expected):
+        opened.extract_to(target, NO_RESERVE)
+    assert not list(target.iterdir()), "a refused archive writes nothing"
+
+
+def test_a_zip_member_with_a_bomb_ratio_is_refused_before_anything_is_written(tmp_path, data_root):
+    """64 MiB of zeros deflate to ~65 KB: a ratio of ~1000 per member. The default limit (the config schema's
+    unpack.max_ratio) refuses it by its own ratio, whatever the rest of the archive holds."""
+    bomb = bytes(64 << 20)
+    entries = mevis_entries() | {"some_release/mevis/train/JPEGImages/v0/big.bin": bomb}
+    entries |= {f"some_release/mevis/train/JPEGImages/v1/{k}.jpg": os.urandom(300_000) for k in range(4)}
+    archive = make_zip(tmp_path / "video_datas_mevis.zip", entries)
+    with zipfile.ZipFile(archive) as z:
+        info = z.getinfo("some_release/mevis/train/JPEGImages/v0/big.bin")
+        assert info.file_size / info.compress_size > NO_RESERVE.max_ratio  # the member alone is over
+        whole = sum(i.file_size for i in z.infolist()) / archive.stat().st_size
+    assert whole < NO_RESERVE.max_ratio, "the archive as a whole stays under the ratio: only a per-member check sees it"
+    with pytest.raises(ArchiveError, match=r"big.bin' inflates .*ratio .*over unpack.max_ratio") as error:
+        unpack(tmp_path, data_root, archive)
+    assert error.value.key == "unpack.max_ratio"
+    assert not (data_root / "video_datas").exists()
+    assert unpack(tmp_path, data_root, archive, default_limits(reserve_bytes=0, max_ratio=5000))["placed"]
+
+
+def test_small_highly_compressible_members_are_not_bombs(tmp_path, data_root):
+    """Below 1 MiB a member is never refused for its ratio: blank masks and JSON compress past any limit."""
+    entries = mevis_entries() | {"some_release/mevis/train/mask_dict.json": b"{" + b" " * 900_000 + b"}"}
+    assert unpack(tmp_path, data_root, make_zip(tmp_path / "video_datas_mevis.zip", entries))["placed"]
+
+
+def test_a_compressed_tar_with_a_bomb_ratio_is_refused(tmp_path):
+    path = tmp_path / "videos.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo("videos/zeros.mp4")
+        info.size = 32 << 20
+        archive.addfile(info, io.BytesIO(bytes(info.size)))
+    target = tmp_path / "out"
+    target.mkdir()
+    with Archive([path]) as opened, pytest.raises(ArchiveError, match="a tar bomb"):
+        opened.extract_to(target, default_limits(reserve_bytes=0, max_ratio=100))
+    assert not list(target.iterdir())
+
+
 def test_truncated_archive_is_refused_with_its_name(tmp_path, data_root):
     archive = make_zip(tmp_path / "video_datas_mevis.zip", mevis_entries() | {"big.bin": os.urandom(200_000)})
     data = archive.read_bytes()

@@ -60,13 +60,18 @@ def test_bad_shard_numbers():
         shard_of("x", 0)
 
 
-def test_list_videos(tmp_path):
-    for name in ["b.mp4", "a.MKV", "c.webm", "d.avi", "e.mov", "notes.txt", ".hidden.mp4", "f.mp4.part"]:
+def test_list_videos_takes_the_common_containers_and_logs_what_it_skips(tmp_path, caplog):
+    names = ["b.mp4", "a.MKV", "c.webm", "d.avi", "e.mov", "g.m4v", "h.M4V", "notes.txt", ".hidden.mp4", "f.mp4.part"]
+    for name in names:
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "sub.mp4").mkdir()
-    found = list_videos(tmp_path)
-    assert [v.vid for v in found] == ["a", "b", "c", "d", "e"]
+    with caplog.at_level("WARNING", logger="sa2va_st.features.sharding"):
+        found = list_videos(tmp_path)
+    assert [v.vid for v in found] == ["a", "b", "c", "d", "e", "g", "h"]
     assert found[0].path == tmp_path / "a.MKV"
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "skipped 3 entries" in message
+    assert all(name in message for name in ("notes.txt", "f.mp4.part", "sub.mp4/"))
 
 
 def test_list_videos_refuses_duplicate_ids_and_missing_folders(tmp_path):

@@ -817,3 +817,20 @@ def test_manifests_of_a_generated_synthetic_tree(tmp_path: Path) -> None:
     for r in rows:
         assert np.load(r["features_path"], mmap_mode="r").shape[0] == r["num_features"]
         assert 0 <= r["start_idx"] <= r["end_idx"] < r["num_features"]
+
+
+def test_an_undefined_drop_or_clip_reason_is_an_error_even_under_python_O():
+    """Reasons are checked with real errors, not `assert`: under -O the report must still refuse one it does
+    not define (its counts would no longer add up)."""
+    script = (
+        "from sa2va_st.manifests.common import Tally\n"
+        "t = Tally('temporal', 'charades', 'train')\n"
+        "for call in (lambda: t.drop('typo_reason', 'q1', 'x'), lambda: t.keep(['clipped_start'])):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ValueError as e:\n"
+        "        print('refused:', e)\n"
+    )
+    run = subprocess.run([sys.executable, "-O", "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("refused:") == 2 and "typo_reason" in run.stdout and "clipped_start" in run.stdout

@@ -236,7 +236,8 @@ class Archive:
         return members
 
     def _zip_members(self) -> Iterator[Member]:
-        assert self._zip is not None
+        if self._zip is None:  # callers pick the listing by archive type
+            raise TypeError(f"{self.label} is not a zip")
         for info in self._zip.infolist():
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
@@ -256,7 +257,8 @@ class Archive:
                 yield Member(name, info.file_size, info.is_dir(), info.compress_size)
 
     def _tar_members(self) -> Iterator[Member]:
-        assert self._tar is not None
+        if self._tar is None:
+            raise TypeError(f"{self.label} is not a tar")
         try:
             infos = self._tar.getmembers()
         except (tarfile.TarError, EOFError, OSError) as error:

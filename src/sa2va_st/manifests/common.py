@@ -226,6 +226,13 @@ def special_schemas(schema_root: str | os.PathLike | None) -> dict:
 # ----------------------------------------------------------------------------- the tally
 
 
+def check_reason(reason: str, known: dict[str, str], what: str, kind: str) -> None:
+    """A reason the report defines (`schemas`); any other is a bug of this stage, and must not pass silently
+    (an `assert` would vanish under ``python -O`` and the report's counts would not add up)."""
+    if reason not in known:
+        raise ValueError(f"unknown {what} reason {reason!r} for {kind} manifests; the report defines {sorted(known)}")
+
+
 @dataclass
 class Tally:
     """What happened to the rows of one split."""
@@ -243,7 +250,7 @@ class Tally:
     missing: dict[str, Counter] = field(default_factory=dict)  # file reason -> Counter((path, how))
 
     def drop(self, reason: str, row_id: str, detail: str, cause: tuple[str, str] | None = None) -> None:
-        assert reason in DROP_REASONS[self.kind], reason
+        check_reason(reason, DROP_REASONS[self.kind], "drop", self.kind)
         self.dropped[reason] += 1
         listed = self.examples.setdefault(reason, [])
         if len(listed) < MAX_EXAMPLES:
@@ -255,7 +262,7 @@ class Tally:
         self.kept += 1
         fixes = list(fixes)
         for reason in fixes:
-            assert reason in CLIP_REASONS[self.kind], reason
+            check_reason(reason, CLIP_REASONS[self.kind], "clip", self.kind)
             self.clipped[reason] += 1
         self.clipped_rows += bool(fixes)
 
