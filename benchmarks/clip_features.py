@@ -316,7 +316,7 @@ def sources(folder: Path, videos: list[dict]):
     return [VideoSource(v["vid"], folder / v["file"]) for v in videos]
 
 
-def run_ours(regime: Regime, srcs, fps: float, batch: int, workers: int, out_dir: Path) -> Timing:
+def run_ours(regime: Regime, srcs, fps: float, batch: int, workers: int, out_dir: Path, threads=None) -> Timing:
     from sa2va_st.features.pipeline import extract_shard
 
     started = time.perf_counter()
@@ -329,6 +329,7 @@ def run_ours(regime: Regime, srcs, fps: float, batch: int, workers: int, out_dir
         num_workers=workers,
         max_failed_fraction=0.0,
         progress=False,
+        encoder_threads=threads,
     )
     seconds = time.perf_counter() - started
     failed = [r.vid for r in rows if r.status != "ok"]
@@ -659,8 +660,8 @@ def run_regime(regime: Regime, srcs, videos, args, report: Report, work: Path) -
     groups, how = schedule(regime.key, srcs, args)
     default_threads = torch.get_num_threads()
     # (c) and (d) run back to back: (d) encodes the crops (c) decoded. a1 (a diagnostic, not in
-    # RESULT): ours with the main process's torch threads left at torch's default (the cores), to show
-    # what encoder_threads saves when encoder and decoders share the CPU.
+    # RESULT): ours with the main process's torch threads fixed at torch's default (the cores), to show
+    # what EncoderThreads saves when encoder and decoders share the CPU.
     units = ["b", "bP", "a", "a1", "cd"] if regime.key == "decode" and args.diagnose else ["b", "bP", "a", "cd"]
     fraction = 1.0 if regime.key == "decode" else args.encode_only_fraction
     runs: dict[str, list[Timing]] = {k: [] for k in ("a", "a1", "b", "bP", "c", "d")}
@@ -678,14 +679,10 @@ def run_regime(regime: Regime, srcs, videos, args, report: Report, work: Path) -
                 shutil.rmtree(work_p)
             elif unit in ("a", "a1"):
                 out_dir = fresh_dir(work, regime.key, "ours")
-                if unit == "a1":
-                    threads_of = pipeline_module().encoder_threads
-                    pipeline_module().encoder_threads = lambda device, workers: default_threads
-                try:
-                    runs[unit].append(run_ours(regime, group, args.fps, args.batch_size, args.num_workers, out_dir))
-                finally:
-                    if unit == "a1":
-                        pipeline_module().encoder_threads = threads_of
+                threads = default_threads if unit == "a1" else None
+                runs[unit].append(
+                    run_ours(regime, group, args.fps, args.batch_size, args.num_workers, out_dir, threads)
+                )
                 shutil.rmtree(out_dir)
             else:
                 timing_c, crops = run_decode_only(
@@ -725,9 +722,10 @@ def run_regime(regime: Regime, srcs, videos, args, report: Report, work: Path) -
         else f"sum over {len(groups)} rounds of {len(srcs) // len(groups)}-{-(-len(srcs) // len(groups))} videos"
     )
     report(
-        f"ours: main process {pipeline_module().encoder_threads(torch.device('cpu'), args.num_workers)} torch "
-        f"thread(s) (encoder_threads; torch's default here: {default_threads}), {args.num_workers} DataLoader "
-        f"workers (1 torch thread each); batch {args.batch_size}; fps {args.fps:g}; times: {passes}"
+        f"ours: main process torch threads chosen by EncoderThreads (decode-bound "
+        f"{pipeline_module().EncoderThreads.for_device(torch.device('cpu'), args.num_workers).decode_bound_threads}, "
+        f"encode-bound {default_threads}), {args.num_workers} DataLoader workers (1 torch thread each); batch "
+        f"{args.batch_size}; fps {args.fps:g}; times: {passes}"
     )
     report(f"{'path':<50} {'seconds':>8} {'frames':>7} {'frames/s':>9} {'t / t_a':>8}")
     for k in ("a", "b", "bP", "c", "d", "a1"):

@@ -17,7 +17,7 @@ dataset at RefCOCO's real size:
     refcoco refer_seg/refcoco/instances.json (COCO polygons; 1% crowd RLE with uncompressed counts),
             refs(unc).p, refer_seg/coco2014/train2014/*.jpg
 
-Sizes (chosen to match the real datasets per video; see UPSTREAM.md for the totals):
+Sizes (chosen to match the real datasets per video; see docs/upstream.md for the totals):
   * frame size per video: 1280x720 (65%), 854x480 (15%), 960x720 (10%), 1920x1080 (10%);
   * frames per video: MeViS 30-80, Ref-YouTube-VOS 15-36 (every 5th frame, as released), ReVOS 30-100;
   * objects per video: MeViS 2-6, Ref-YouTube-VOS 1-3, ReVOS 2-6, capped by the expression count;
@@ -333,18 +333,6 @@ def object_track(rng: np.random.Generator, height: int, width: int, frames: int)
     return ObjectTrack(strings, boxes)
 
 
-def union(boxes: list) -> tuple | None:
-    present = [b for b in boxes if b is not None]
-    if not present:
-        return None
-    return (
-        min(b[0] for b in present),
-        min(b[1] for b in present),
-        max(b[2] for b in present),
-        max(b[3] for b in present),
-    )
-
-
 def normalised(box: tuple | None, width: int, height: int) -> list | None:
     from sa2va_st.annotations.common import rounded  # the format's rounding rule
 
@@ -493,11 +481,10 @@ def generate_chunk(chunk: Chunk) -> dict:
             if not s.annotated:
                 boxes = None
             else:
-                boxes = [
-                    normalised(union([tracks[o].boxes[f] for o in p["objects"]]), width, height)
-                    for f in range(n_frames)
-                ]
-            empty = boxes is not None and all(b is None for b in boxes)
+                # per frame, one box per object (Ref-YouTube-VOS's pickle holds the first object's masks only)
+                objects = p["objects"][:1] if s.dataset == "rvos" else p["objects"]
+                boxes = [[normalised(tracks[o].boxes[f], width, height) for o in objects] for f in range(n_frames)]
+            empty = boxes is not None and all(b is None for frame in boxes for b in frame)
             c["empty_expressions"] += empty
             if missing:
                 c["dropped_missing"] += 1

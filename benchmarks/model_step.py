@@ -259,7 +259,7 @@ def real_4b_model(device: torch.device, *, smoke: bool) -> Sa2vaSTModel:
         dtype="bf16",
         max_image_tiles=12,
         lora=LoraSettings(),
-        temporal=TemporalSettings(clip_dim=1024, num_tokens=100, depth=2),
+        temporal=TemporalSettings(clip_dim=1024, num_tokens=100),
     )
     torch.manual_seed(0)
     with torch.device(device):

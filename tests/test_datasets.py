@@ -23,10 +23,11 @@ from sa2va_st.datasets import (
     VideoGroundingDataset,
     collate_keep_lists,
 )
+from sa2va_st.datasets.image import training_sentence
 from sa2va_st.datasets.sampler import TaskGroupedBatchSampler
 from sa2va_st.errors import Sa2vaError
-from sa2va_st.formats import NEXT_TOKEN, NO_BOX_TOKEN
-from sa2va_st.formats.boxes import decode_boxes, decode_video_boxes
+from sa2va_st.formats import BOX_SEP_TOKEN, NEXT_TOKEN, NO_BOX_TOKEN, ParseFailure
+from sa2va_st.formats.boxes import decode_boxes, decode_video_box_lists
 from sa2va_st.formats.windows import decode_window_tokens, indices_to_window, sample_positions
 
 BOX = pa.list_(pa.field("element", pa.float64()), 4)  # fixed-size, as the manifests stage writes it
@@ -43,6 +44,7 @@ IMAGE_SCHEMA = pa.schema(
         ("ref_id", pa.int64()),
         ("ann_id", pa.int64()),
         ("sentence", pa.string()),
+        ("raw", pa.string()),
         ("box", BOX),
     ]
 )
@@ -59,7 +61,8 @@ VIDEO_SCHEMA = pa.schema(
         ("num_frames", pa.int64()),
         ("width", pa.int64()),
         ("height", pa.int64()),
-        ("boxes", pa.list_(BOX)),
+        ("boxes", pa.list_(pa.list_(BOX))),  # per frame, per object
+        ("num_objects", pa.int64()),
         ("type_id", pa.int64()),
         ("has_masks", pa.bool_()),
     ]
@@ -136,9 +139,12 @@ def world(tmp_path_factory) -> dict:
                 ref_id=100 + k,
                 ann_id=1000 + k,
                 sentence=f"thing a{k}",
+                raw=f"The  Thing A{k}.",
                 box=random_box(rng),
             )
         )
+    # a second sentence of ref 100: training takes at most one sentence per ref
+    rows.append(dict(rows[0], id="rc-a0-bis", sentence="thing a0 bis", raw="Thing A0, once more."))
     for k in range(2):
         rows.append(
             dict(
@@ -152,6 +158,7 @@ def world(tmp_path_factory) -> dict:
                 ref_id=200 + k,
                 ann_id=2000 + k,
                 sentence=f"thing b{k}",
+                raw=f"thing b{k}",
                 box=random_box(rng),
             )
         )
@@ -173,7 +180,12 @@ def world(tmp_path_factory) -> dict:
     d2, f2 = clip("clip2", 3)
     boxes1 = [None if j in (2, 3, 7) else random_box(rng) for j in range(10)]
     boxes2 = [random_box(rng), None, random_box(rng)]
-    common = dict(split="train", width=16, height=12, has_masks=True, type_id=None)
+    other = [None if j in (3, 4) else random_box(rng) for j in range(10)]  # a second object of clip1
+
+    def objects(*per_object):  # per-object per-frame boxes -> per frame, per object
+        return [list(frame) for frame in zip(*per_object)]
+
+    common = dict(split="train", width=16, height=12, has_masks=True, type_id=None, num_objects=1)
     vrows = [
         dict(
             common,
@@ -185,7 +197,7 @@ def world(tmp_path_factory) -> dict:
             frame_dir=d1,
             frames=f1,
             num_frames=10,
-            boxes=boxes1,
+            boxes=objects(boxes1),
         ),
         dict(
             common,
@@ -197,7 +209,7 @@ def world(tmp_path_factory) -> dict:
             frame_dir=d2,
             frames=f2,
             num_frames=3,
-            boxes=boxes2,
+            boxes=objects(boxes2),
         ),
         dict(
             common,
@@ -209,7 +221,20 @@ def world(tmp_path_factory) -> dict:
             frame_dir=d1,
             frames=f1,
             num_frames=10,
-            boxes=[None] * 10,
+            boxes=objects([None] * 10),
+        ),
+        dict(
+            common,
+            id="mv-3",
+            dataset="mevis",
+            video="clip1",
+            exp_id="2",
+            sentence="the moving one and the other one",
+            frame_dir=d1,
+            frames=f1,
+            num_frames=10,
+            boxes=objects(boxes1, other),
+            num_objects=2,
         ),
     ]
     out["video_rows"] = vrows
@@ -225,7 +250,7 @@ def world(tmp_path_factory) -> dict:
             frame_dir=d1,
             frames=f1,
             num_frames=10,
-            boxes=[None] * 10,
+            boxes=objects([None] * 10),
             type_id=2,
         ),
         dict(
@@ -238,7 +263,7 @@ def world(tmp_path_factory) -> dict:
             frame_dir=d1,
             frames=f1,
             num_frames=10,
-            boxes=boxes1,
+            boxes=objects(boxes1),
             type_id=1,
         ),
     ]
@@ -307,9 +332,8 @@ def image_ds(world, **kw) -> ImageGroundingDataset:
 def test_image_items_group_by_image_and_answers_decode_to_the_boxes(world):
     ds = image_ds(world, train=False)
     assert ds.task == IMAGE_GROUNDING and ds.name == "refcoco"
-    assert len(ds) == 2 and ds.num_expressions == 9
+    assert len(ds) == 2 and ds.num_expressions == 10
     by_id = {r["id"]: r for r in world["image_rows"]}
-    seen = set()
     for i in range(len(ds)):
         item = ds[i]
         assert 1 <= len(item["ids"]) <= 5
@@ -318,16 +342,22 @@ def test_image_items_group_by_image_and_answers_decode_to_the_boxes(world):
         assert (item["height"], item["width"]) == tuple(item["image"].shape[1:])
         for rid, sentence, answer, box in zip(item["ids"], item["sentences"], item["answers"], item["boxes"]):
             row = by_id[rid]
-            assert row["image_id"] == item["image_id"] and row["sentence"] == sentence
+            assert row["image_id"] == item["image_id"] and row["sentence"] == sentence  # evaluation: REFER's sent
             decoded = decode_boxes(answer)
             assert len(decoded) == 1
             np.testing.assert_allclose(decoded[0], row["box"], atol=0.0005 + 1e-12)
             np.testing.assert_allclose(box.numpy(), row["box"], atol=1e-6)
-            seen.add(rid)
     # evaluation: the first five expressions of image A in manifest order, and both of B
     a_ids = [r["id"] for r in world["image_rows"] if r["image_id"] == 1]
     assert ds[0]["ids"] == a_ids[:5]
     assert sorted(ds[1]["ids"]) == ["rc-b0", "rc-b1"]
+
+
+def test_training_text_is_upstreams_raw_lower_cased_without_the_final_period():
+    assert training_sentence("The  Thing A3.") == "the thing a3"
+    assert training_sentence("Thing A0, once more.") == "thing a0, once more"
+    assert training_sentence("no period here") == "no period here"
+    assert training_sentence("the U.S. flag.") == "the u.s. flag"
 
 
 def test_image_pixels_are_rgb_chw_even_for_grayscale_files(world):
@@ -339,17 +369,22 @@ def test_image_pixels_are_rgb_chw_even_for_grayscale_files(world):
     assert abs(mean_a[0] - 200) < 6 and abs(mean_a[1] - 30) < 6 and abs(mean_a[2] - 30) < 6
 
 
-def test_image_training_subsets_are_seeded_per_epoch_and_index(world):
+def test_image_training_items_take_one_sentence_per_ref_seeded_per_epoch_and_index(world):
     ds = image_ds(world, train=True, seed=3)
+    rows = {r["id"]: r for r in world["image_rows"]}
     a_ids = {r["id"] for r in world["image_rows"] if r["image_id"] == 1}
-    subsets = []
-    for epoch in range(6):
+    subsets, bis = [], 0
+    for epoch in range(12):
         ds.set_epoch(epoch)
         item = ds[0]
         assert len(item["ids"]) == 5 and len(set(item["ids"])) == 5 and set(item["ids"]) <= a_ids
+        assert len({rows[i]["ref_id"] for i in item["ids"]}) == 5, "two sentences of one ref in one item"
+        assert item["sentences"] == [training_sentence(rows[i]["raw"]) for i in item["ids"]]
         assert ds[0]["ids"] == item["ids"]  # deterministic for (seed, epoch, index)
         subsets.append(tuple(item["ids"]))
+        bis += "rc-a0-bis" in item["ids"]
     assert len(set(subsets)) > 1  # the subset changes with the epoch
+    assert 0 < bis < 12, "both sentences of ref 100 take turns over the epochs"
     again = image_ds(world, train=True, seed=3)
     again.set_epoch(4)
     assert tuple(again[0]["ids"]) == subsets[4]
@@ -369,7 +404,7 @@ def test_variable_length_box_lists_read_the_same(world, tmp_path):
 
 def test_image_max_expressions_none_takes_all_and_datasets_do_not_share_groups(world):
     ds = image_ds(world, train=False, max_expressions=None)
-    assert len(ds[0]["ids"]) == 7
+    assert len(ds[0]["ids"]) == 8
     both = ImageGroundingDataset([world["refcoco"], world["refcoco+"]], root=world["root"], train=False)
     assert len(both) == 3  # refcoco+ image A is its own item although the file is the same
     assert {both[i]["dataset"] for i in range(3)} == {"refcoco", "refcoco+"}
@@ -381,40 +416,51 @@ def test_image_max_expressions_none_takes_all_and_datasets_do_not_share_groups(w
 # ----------------------------------------------------------------------------- video
 
 
-def test_video_items_have_six_frames_and_answers_decode_to_the_manifest_boxes(world):
+def rows_of_clip(rows: list[dict], video: str) -> list[dict]:
+    return [r for r in rows if r["video"] == video]
+
+
+def test_video_items_are_clips_whose_turns_answer_one_box_per_visible_object(world):
     ds = VideoGroundingDataset(world["mevis"], train=False)
-    assert ds.task == VIDEO_GROUNDING and ds.name == "mevis" and len(ds) == 3
-    for i, row in enumerate(world["video_rows"]):
+    assert ds.task == VIDEO_GROUNDING and ds.name == "mevis"
+    assert len(ds) == 2 and ds.num_expressions == 4  # one item per clip, not per expression
+    for i, video in enumerate(("clip1", "clip2")):
         item = ds[i]
+        rows = rows_of_clip(world["video_rows"], video)
+        assert item["ids"] == [r["id"] for r in rows]  # evaluation: every expression, manifest order
+        assert item["sentences"] == [r["sentence"] for r in rows]
         picks = item["frame_indices"].tolist()
         assert len(picks) == 6 and picks == sorted(picks)
-        assert picks == sample_positions(row["num_frames"], 6).tolist()  # uniform (bin centres) in evaluation
+        assert picks == sample_positions(rows[0]["num_frames"], 6).tolist()  # bin centres in evaluation
         assert item["frames"].dtype == torch.uint8 and tuple(item["frames"].shape) == (6, 3, 12, 16)
         for t, j in enumerate(picks):  # the decoded frame is the picked one
             red = item["frames"][t, 0].float().mean().item()
             assert abs(red - frame_colour(j)[0]) < 8
-        decoded = decode_video_boxes(item["answer"], 6)
-        assert not isinstance(decoded, type(None)) and len(decoded) == 6
-        for t, j in enumerate(picks):
-            want = row["boxes"][j]
-            if want is None:
-                assert decoded[t] is None and not item["present"][t] and torch.isnan(item["boxes"][t]).all()
-            else:
-                np.testing.assert_allclose(decoded[t], want, atol=0.0005 + 1e-12)
-                assert item["present"][t]
-    assert ds[0]["frame_indices"].tolist() == [1, 2, 4, 6, 7, 9]
-    assert ds[0]["answer"].split(NEXT_TOKEN)[1] == ds[0]["answer"].split(NEXT_TOKEN)[4] == NO_BOX_TOKEN  # 2, 7
-    assert ds[0]["answer"].count(NO_BOX_TOKEN) == 2
-    assert ds[2]["answer"] == NEXT_TOKEN.join([NO_BOX_TOKEN] * 6)
+        for row, answer, boxes, present in zip(rows, item["answers"], item["boxes"], item["present"]):
+            decoded = decode_video_box_lists(answer, 6)
+            assert not isinstance(decoded, ParseFailure) and len(decoded) == 6
+            assert tuple(boxes.shape) == (6, row["num_objects"], 4)
+            for t, j in enumerate(picks):
+                want = [b for b in row["boxes"][j] if b is not None]  # the visible objects, in object order
+                assert len(decoded[t]) == len(want) == int(present[t].sum())
+                for got, box in zip(decoded[t], want):
+                    np.testing.assert_allclose(got, box, atol=0.0005 + 1e-12)
+    clip1 = ds[0]
+    assert clip1["frame_indices"].tolist() == [1, 2, 4, 6, 7, 9]
+    moving, never, both = clip1["answers"]
+    assert moving.split(NEXT_TOKEN)[1] == moving.split(NEXT_TOKEN)[4] == NO_BOX_TOKEN  # frames 2 and 7
+    assert never == NEXT_TOKEN.join([NO_BOX_TOKEN] * 6)
+    entries = both.split(NEXT_TOKEN)  # frames 1, 2, 4, 6, 7, 9: the other object is absent at 3 and 4
+    assert [e.count(BOX_SEP_TOKEN) for e in entries] == [1, 0, 0, 1, 0, 1]
+    assert entries[1] != NO_BOX_TOKEN and entries[4] != NO_BOX_TOKEN  # the other object alone is still a box
 
 
 def test_video_short_clip_repeats_frames_and_their_box_entries(world):
     ds = VideoGroundingDataset(world["mevis"], train=False)
-    item = ds[1]  # 3 frames
+    item = ds[1]  # clip2: 3 frames
     picks = item["frame_indices"].tolist()
     assert picks == [0, 1, 1, 2, 2, 2]
-    assert set(picks) == {0, 1, 2}
-    entries = item["answer"].split(NEXT_TOKEN)
+    entries = item["answers"][0].split(NEXT_TOKEN)
     assert len(entries) == 6 and entries[1] == entries[2] == NO_BOX_TOKEN and entries[3] == entries[5]
     train = VideoGroundingDataset(world["mevis"], train=True, seed=1)
     for epoch in range(3):
@@ -424,10 +470,28 @@ def test_video_short_clip_repeats_frames_and_their_box_entries(world):
 
 def test_video_revos_no_target_is_all_no_box(world):
     ds = VideoGroundingDataset(world["revos"], train=False)
-    assert ds[0]["type_id"] == 2
-    assert ds[0]["answer"] == NEXT_TOKEN.join([NO_BOX_TOKEN] * 6)
-    assert not ds[0]["present"].any()
-    assert ds[1]["type_id"] == 1 and ds[1]["answer"] == VideoGroundingDataset(world["mevis"], train=False)[0]["answer"]
+    assert len(ds) == 1  # both expressions are turns of clip1
+    item = ds[0]
+    assert item["type_ids"] == [2, 1]
+    assert item["answers"][0] == NEXT_TOKEN.join([NO_BOX_TOKEN] * 6)
+    assert not item["present"][0].any()
+    mevis = VideoGroundingDataset(world["mevis"], train=False)[0]
+    assert item["answers"][1] == mevis["answers"][0]  # the same boxes answer the same way
+
+
+def test_video_training_draws_expressions_without_replacement_per_epoch(world):
+    ds = VideoGroundingDataset(world["mevis"], train=True, seed=2, max_expressions=2)
+    orders = set()
+    for epoch in range(10):
+        ds.set_epoch(epoch)
+        item = ds[0]
+        assert len(item["ids"]) == 2 and len(set(item["ids"])) == 2, "an expression twice in one conversation"
+        assert set(item["ids"]) <= {"mv-0", "mv-2", "mv-3"}
+        assert ds[0]["ids"] == item["ids"]
+        orders.add(tuple(item["ids"]))
+    assert len(orders) > 2
+    full = VideoGroundingDataset(world["mevis"], train=True, seed=2)  # up to 5: all three, in a random order
+    assert sorted(full[0]["ids"]) == ["mv-0", "mv-2", "mv-3"]
 
 
 def test_video_training_jitter_is_deterministic_and_changes_with_the_epoch(world):
@@ -450,7 +514,7 @@ def test_video_training_jitter_is_deterministic_and_changes_with_the_epoch(world
 def test_video_split_without_masks_is_eval_only(world):
     ds = VideoGroundingDataset(world["mevis_valid"], train=False)
     item = ds[0]
-    assert item["answer"] is None and not item["has_masks"] and not item["present"].any()
+    assert item["answers"] == [None] and not item["has_masks"] and not item["present"][0].any()
     with pytest.raises(DatasetError, match="has_masks"):
         VideoGroundingDataset(world["mevis_valid"], train=True)
 
@@ -604,9 +668,9 @@ def test_dataloader_with_task_grouped_sampler_gives_task_pure_batches(world):
     didemo = TemporalGroundingDataset(world["didemo"], train=True)
     mix = ConcatTaskDataset([image, video, revos, charades, didemo])
     assert [s.name for s in mix.specs] == ["refcoco", "mevis", "revos", "charades", "didemo"]
-    assert len(mix) == 2 + 3 + 2 + 5 + 2
+    assert len(mix) == 2 + 2 + 1 + 5 + 2  # images, mevis clips, revos clips, charades and didemo queries
     sampler = mix.make_sampler(
-        batch_size=2, seed=1, repeats={"refcoco": 2, "mevis": 2, "revos": 1, "charades": 1, "didemo": 2}
+        batch_size=2, seed=1, repeats={"refcoco": 2, "mevis": 2, "revos": 2, "charades": 1, "didemo": 2}
     )
     mix.check_sampler(sampler)
     assert sampler.offsets == mix.offsets
@@ -688,8 +752,11 @@ def test_bad_rows_are_refused_at_construction(world, tmp_path):
     with pytest.raises(DatasetError, match="num_frames"):
         VideoGroundingDataset(write_manifest(tmp_path / "v.parquet", [vrow], VIDEO_SCHEMA))
     vrow = dict(world["video_rows"][0], boxes=world["video_rows"][0]["boxes"][:4])
-    with pytest.raises(DatasetError, match="per-frame boxes"):
+    with pytest.raises(DatasetError, match="per-frame box entries"):
         VideoGroundingDataset(write_manifest(tmp_path / "v2.parquet", [vrow], VIDEO_SCHEMA))
+    vrow = dict(world["video_rows"][0], num_objects=2)  # one box per frame for a two-object row
+    with pytest.raises(DatasetError, match="refers to 2 objects"):
+        VideoGroundingDataset(write_manifest(tmp_path / "v3.parquet", [vrow], VIDEO_SCHEMA))
     trow = dict(world["temporal_rows"][0], start_s=8.0, end_s=2.0)
     with pytest.raises(DatasetError, match="bad window"):
         TemporalGroundingDataset(write_manifest(tmp_path / "t.parquet", [trow], TEMPORAL_SCHEMA))

@@ -90,6 +90,7 @@ def image_record(n: int, frame: str, box) -> dict:
 
 
 def video_record(video: str, exp: str, frame_dir: str, n_frames: int, boxes, type_id=None) -> dict:
+    """A one-object video_refer record; `boxes` per frame (box or None), stored per frame and object."""
     record = {
         "id": f"{video}/{exp}",
         "video": video,
@@ -101,7 +102,7 @@ def video_record(video: str, exp: str, frame_dir: str, n_frames: int, boxes, typ
         "frames": [f"{i:05d}.jpg" for i in range(n_frames)],
         "width": 32,
         "height": 24,
-        "boxes": boxes,
+        "boxes": None if boxes is None else [[b] for b in boxes],
     }
     if type_id is not None:
         record["type_id"] = type_id
@@ -304,7 +305,7 @@ def test_spatial_reasons_are_counted(tmp_path: Path) -> None:
     assert "is missing" in details["vb/0"] and "1 of 3 frames absent" in details["vc/0"]
     table = read(out / "spatial/mevis/train.parquet").to_pylist()
     assert [r["id"] for r in table] == ["va/0", "va/1", "vd/0"]
-    assert table[0]["boxes"] == [[0.1, 0.1, 0.4, 0.4], None, [0.1, 0.1, 0.4, 0.4]]
+    assert table[0]["boxes"] == [[[0.1, 0.1, 0.4, 0.4]], [None], [[0.1, 0.1, 0.4, 0.4]]]  # per frame, per object
     assert table[0]["num_box_frames"] == 2 and table[0]["num_frames"] == 3 and table[0]["has_masks"] is True
     for row in table:
         assert all((Path(row["frame_dir"]) / f).is_file() for f in row["frames"])
@@ -368,10 +369,13 @@ def test_special_json_breaking_its_schema_is_fatal_and_named(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     "mutate, where",
     [
-        (lambda r: r["boxes"].__setitem__(2, [0.1, 0.2, 1.5, 0.3]), "records/1/boxes/2"),
-        (lambda r: r["boxes"].__setitem__(1, [0.1, 0.2, 0.3]), "records/1/boxes/1"),
-        (lambda r: r["boxes"].__setitem__(2, [0.1, True, 0.3, 0.4]), "records/1/boxes/2"),
-        (lambda r: r["boxes"].__setitem__(1, "box"), "records/1/boxes/1"),
+        (lambda r: r["boxes"][2].__setitem__(0, [0.1, 0.2, 1.5, 0.3]), "records/1/boxes/2/0"),
+        (lambda r: r["boxes"][1].__setitem__(0, [0.1, 0.2, 0.3]), "records/1/boxes/1/0"),
+        (lambda r: r["boxes"][2].__setitem__(0, [0.1, True, 0.3, 0.4]), "records/1/boxes/2/0"),
+        (lambda r: r["boxes"][1].__setitem__(0, "box"), "records/1/boxes/1/0"),
+        (lambda r: r["boxes"].__setitem__(1, [0.1, 0.2, 0.3, 0.4]), "records/1/boxes/1/0"),  # a box, not a list
+        (lambda r: r["boxes"].__setitem__(2, []), "records/1/boxes/2"),  # no object entry
+        (lambda r: r["boxes"][0].append(None), "records/1/boxes/0"),  # an entry per object, not more
         (lambda r: r["frames"].__setitem__(2, ""), "records/1/frames/2"),
         (lambda r: r["frames"].__setitem__(1, 7), "records/1/frames/1"),
         (lambda r: r["boxes"].pop(), "records/1/boxes"),
@@ -398,7 +402,7 @@ def test_per_frame_lists_are_checked_like_the_schema(
     with pytest.raises(ManifestError) as caught:
         build_spatial_manifests(sj, root, tmp_path / "out")
     assert caught.value.file == str(path) and where in str(caught.value)
-    if where != "records/1/boxes" or doc["records"][1]["boxes"] == []:
+    if where not in ("records/1/boxes", "records/1/boxes/0") or doc["records"][1]["boxes"] == []:
         schema = load_schemas()["video_refer"]
         assert not jsonschema.Draft202012Validator(schema).is_valid(doc)
 
@@ -434,7 +438,8 @@ def test_fast_verdict_agrees_with_jsonschema(tmp_path: Path) -> None:
     sj_t, _ = temporal_tree(tmp_path / "t")
     docs = [json.loads(p.read_text()) for p in sorted(sj_s.glob("*/*.json")) + sorted(sj_t.glob("*/*.json"))]
     assert {d["kind"] for d in docs} == {"image_refer", "video_refer", "moments", "chunked_moments"}
-    docs[0]["records"][0]["boxes"] = [[0, 0, 1, 1]]  # integers are numbers
+    (image,) = [d for d in docs if d["kind"] == "image_refer"]
+    image["records"][0]["boxes"] = [[0, 0, 1, 1]]  # integers are numbers
     for doc in docs:
         for candidate in [doc, *mutations(doc)]:
             reference = jsonschema.Draft202012Validator(schemas[doc["kind"]]).is_valid(candidate)
@@ -633,15 +638,16 @@ def test_written_files_have_the_fixed_schemas_and_requested_columns(tmp_path: Pa
     for schema, path in files.items():
         assert pq.read_schema(path).equals(schema, check_metadata=True), path
     requested = {
-        IMAGE_SCHEMA: "id dataset split image_id image_path width height ref_id ann_id sentence box",
-        VIDEO_SCHEMA: "id dataset split video exp_id sentence frame_dir frames num_frames width height boxes type_id has_masks",
+        IMAGE_SCHEMA: "id dataset split image_id image_path width height ref_id ann_id sentence raw box",
+        VIDEO_SCHEMA: "id dataset split video exp_id sentence frame_dir frames num_frames width height boxes "
+        "num_objects type_id has_masks",
         TEMPORAL_SCHEMA: "id dataset split video sentence video_path features_path fps num_features duration start_s end_s "
         "start_idx end_idx window_as_written_start window_as_written_end fix",
     }
     for schema, names in requested.items():
         assert set(names.split()) <= set(schema.names)
     assert str(IMAGE_SCHEMA.field("box").type) == "fixed_size_list<element: double>[4]"
-    assert str(VIDEO_SCHEMA.field("boxes").type) == "list<element: fixed_size_list<element: double>[4]>"
+    assert str(VIDEO_SCHEMA.field("boxes").type) == "list<element: list<element: fixed_size_list<element: double>[4]>>"
     frame = pq.read_table(files[TEMPORAL_SCHEMA]).to_pandas()  # pandas reads them as well
     assert len(frame) == 8 and frame["start_idx"].dtype == np.int64
 
@@ -753,13 +759,16 @@ def test_script_builds_and_reports_errors_cleanly(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- a synthetic world, end to end
 
 
-def test_manifests_of_a_generated_synthetic_tree(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def synthetic_build(tmp_path_factory) -> dict:
+    """special_jsons and every manifest of the synthetic world (features: zeros of the right length)."""
     from sa2va_st.annotations import build_special_jsons
     from sa2va_st.features.decode import probe_video
     from sa2va_st.features.pipeline import IndexRow, write_index
     from sa2va_st.testing.sample_tree import synthetic_data_root
     from sa2va_st.testing.world import generate_world
 
+    tmp_path = tmp_path_factory.mktemp("synthetic_build")
     world = generate_world(tmp_path / "world", seed=0)
     root = synthetic_data_root(tmp_path / "world", tmp_path / "data")
     videos = {"charades": root / "temporal/Charades/videos", "didemo": root / "temporal/didemo/videos"}
@@ -785,7 +794,12 @@ def test_manifests_of_a_generated_synthetic_tree(tmp_path: Path) -> None:
 
     spatial = build_spatial_manifests(tmp_path / "special_jsons", root, tmp_path / "manifests")
     temporal = build_temporal_manifests(tmp_path / "special_jsons", root, LABEL, fps, tmp_path / "manifests")
+    return {"tmp": tmp_path, "world": world, "root": root, "special": special, "spatial": spatial, "temporal": temporal}
 
+
+def test_manifests_of_a_generated_synthetic_tree(synthetic_build) -> None:
+    tmp_path, world, special = synthetic_build["tmp"], synthetic_build["world"], synthetic_build["special"]
+    spatial, temporal = synthetic_build["spatial"], synthetic_build["temporal"]
     built = {n for n, e in special["datasets"].items() if e["status"] == "built"}
     assert built == set(spatial["datasets"]) | set(temporal["datasets"])
     for report in (spatial, temporal):
@@ -834,3 +848,81 @@ def test_an_undefined_drop_or_clip_reason_is_an_error_even_under_python_O():
     run = subprocess.run([sys.executable, "-O", "-c", script], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("refused:") == 2 and "typo_reason" in run.stdout and "clipped_start" in run.stdout
+
+
+def test_a_two_object_expression_keeps_a_box_per_object_from_special_jsons_to_the_answer(synthetic_build):
+    """A MeViS expression naming two objects: two boxes per frame in special_jsons and the manifest, one per
+    visible object in the answer (joined by <box_sep>), and the decoder gives the manifest's boxes back."""
+    from sa2va_st.datasets import VideoGroundingDataset
+    from sa2va_st.formats import BOX_SEP_TOKEN, NO_BOX_TOKEN
+    from sa2va_st.formats.boxes import decode_video_box_lists
+
+    tmp_path = synthetic_build["tmp"]
+    doc = json.loads((tmp_path / "special_jsons/mevis/train.json").read_text())
+    pairs = [r for r in doc["records"] if len(r["anno_ids"]) == 2]
+    assert pairs, "the synthetic world has multi-object MeViS expressions"
+    singles = {
+        tuple(r["anno_ids"]): r for r in doc["records"] if len(r["anno_ids"]) == 1 and r["video"] == pairs[0]["video"]
+    }
+    record = pairs[0]
+    for t, frame in enumerate(record["boxes"]):
+        assert len(frame) == 2  # one entry per object, in anno_ids order: each object's own box, not a hull
+        for k, anno in enumerate(record["anno_ids"]):
+            assert frame[k] == singles[(anno,)]["boxes"][t][0]
+    manifest = tmp_path / "manifests/spatial/mevis/train.parquet"
+    (row,) = [r for r in read(manifest).to_pylist() if r["id"] == record["id"]]
+    assert row["boxes"] == record["boxes"] and row["num_objects"] == 2
+
+    ds = VideoGroundingDataset(manifest, train=False, max_expressions=None)
+    for i in range(len(ds)):
+        item = ds[i]
+        if record["id"] in item["ids"]:
+            break
+    turn = item["ids"].index(record["id"])
+    answer, picks = item["answers"][turn], item["frame_indices"].tolist()
+    decoded = decode_video_box_lists(answer, len(picks))
+    both = 0
+    for t, j in enumerate(picks):
+        visible = [b for b in record["boxes"][j] if b is not None]
+        assert len(decoded[t]) == len(visible)
+        for got, box in zip(decoded[t], visible):
+            np.testing.assert_allclose(got, box, atol=0.0005 + 1e-12)
+        both += len(visible) == 2
+    entries = answer.split("<next>")
+    assert sum(e.count(BOX_SEP_TOKEN) == 1 for e in entries) == both > 0
+    assert all((e == NO_BOX_TOKEN) == (len(d) == 0) for e, d in zip(entries, decoded))
+
+
+def test_an_epoch_has_upstreams_number_of_items_on_the_synthetic_world(synthetic_build):
+    """Items per epoch, dataset by dataset, as upstream counts them: one per image (RefCOCO family), one per
+    clip (video datasets), one per query (temporal), each times its repeat factor."""
+    from sa2va_st import catalog
+    from sa2va_st.datasets import (
+        ConcatTaskDataset,
+        ImageGroundingDataset,
+        TemporalGroundingDataset,
+        VideoGroundingDataset,
+    )
+
+    tmp_path, world = synthetic_build["tmp"], synthetic_build["world"]
+    manifests = tmp_path / "manifests"
+    datasets = []
+    expected = {}
+    for entry in catalog.DATASETS:
+        if entry.task == catalog.TEMPORAL_GROUNDING:
+            path = manifests / f"temporal/{LABEL}/fps10/{entry.name}/train.parquet"
+            datasets.append(TemporalGroundingDataset(path, train=True))
+            expected[entry.name] = len(read(path))  # one item per query
+        elif entry.task == catalog.VIDEO_GROUNDING:
+            path = manifests / f"spatial/{entry.name}/train.parquet"
+            datasets.append(VideoGroundingDataset(path, train=True))
+            videos = world["datasets"][entry.name]["splits"]["train"]["video_count"]
+            expected[entry.name] = videos  # one item per clip, whatever its number of expressions
+            assert datasets[-1].num_expressions > videos
+        else:
+            path = manifests / f"spatial/{entry.name}/train.parquet"
+            datasets.append(ImageGroundingDataset(path, train=True))
+            expected[entry.name] = len({r["image_id"] for r in read(path).to_pylist()})  # one item per image
+    mix = ConcatTaskDataset(datasets)
+    sampler = mix.make_sampler(batch_size=1, repeats=catalog.upstream_repeats())
+    assert sampler.samples_per_dataset() == {n: int(c * catalog.dataset(n).repeat) for n, c in expected.items()}

@@ -18,8 +18,8 @@ from PIL import Image
 
 from sa2va_st.catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 from sa2va_st.errors import ModelError
-from sa2va_st.formats import FRAME_TOKENS, SPECIAL_TOKENS, ParseFailure
-from sa2va_st.formats.boxes import decode_video_boxes, encode_boxes, encode_video_boxes
+from sa2va_st.formats import BOX_SEP_TOKEN, FRAME_TOKENS, SPECIAL_TOKENS, ParseFailure
+from sa2va_st.formats.boxes import decode_video_box_lists, encode_boxes, encode_video_box_lists, encode_video_boxes
 from sa2va_st.formats.windows import encode_window_tokens, indices_to_window
 from sa2va_st.model import checkpoint
 from sa2va_st.model.config import Sa2vaSTConfig, TrainSettings
@@ -80,18 +80,27 @@ def image_item(seed: int = 0, sentences=("the red circle", "a blue square")) -> 
     }
 
 
-def video_item(seed: int = 0, n: int = 6) -> dict:
+VIDEO_SENTENCES = ("the green diamond moving left", "a yellow square", "the green diamond and the yellow square")
+
+
+def video_item(seed: int = 0, n: int = 6, turns: int = 1) -> dict:
+    """A clip with `turns` expressions over the same frames; the last of three turns names two objects."""
     g = torch.Generator().manual_seed(100 + seed)
     rng = np.random.default_rng(100 + seed)
-    boxes = [
-        None if rng.random() < 0.3 else random_box(rng)
-        for _ in range(n)
-    ]
+    sentences = [VIDEO_SENTENCES[(seed + k) % 2] for k in range(turns)]
+    answers = []
+    for k in range(turns):
+        if k == 2:  # two objects: one box per visible object, joined by <box_sep>
+            sentences[k] = VIDEO_SENTENCES[2]
+            frames = [[random_box(rng) for _ in range(int(rng.integers(0, 3)))] for _ in range(n)]
+            answers.append(encode_video_box_lists(frames))
+        else:
+            answers.append(encode_video_boxes([None if rng.random() < 0.3 else random_box(rng) for _ in range(n)]))
     return {
         "task": VIDEO_GROUNDING,
         "frames": torch.randint(0, 256, (n, 3, 40, 56), dtype=torch.uint8, generator=g),
-        "sentence": ["the green diamond moving left", "a yellow square"][seed % 2],
-        "answer": encode_video_boxes(boxes),
+        "sentences": sentences,
+        "answers": answers,
     }
 
 
@@ -265,7 +274,7 @@ def test_frozen_parameters_get_no_gradient(tiny_dir):
 
 def test_labels_are_the_answers_and_end_of_turn_only(model):
     tok = model.tokenizer
-    items = [image_item(0), video_item(0), temporal_item(0)]
+    items = [image_item(0), video_item(0, turns=3), temporal_item(0)]
     for item in items:
         batch = model.processor([item])
         ids, labels = batch["input_ids"][0], batch["labels"][0]
@@ -281,13 +290,18 @@ def test_labels_are_the_answers_and_end_of_turn_only(model):
         assert text.startswith("<|im_start|>user\n") and text.endswith("<|im_start|>assistant\n")
     text = tok.decode(model.processor([items[2]])["input_ids"][0].tolist(), skip_special_tokens=False)
     assert text.count(TEMPORAL_CONTEXT_TOKEN) == N and "<TEMPORAL> Please give the start and end of:" in text
-    text = tok.decode(model.processor([items[1]])["input_ids"][0].tolist(), skip_special_tokens=False)
-    assert text.count("<img>") == 6 and "Frame6: <img>" in text and "<SPATIAL>" in text
+    batch = model.processor([items[1]])
+    text = tok.decode(batch["input_ids"][0].tolist(), skip_special_tokens=False)
+    # three turns over ONE set of frames: the frames are in the prompt (and the pixels) once
+    assert text.count("<img>") == 6 and "Frame6: <img>" in text and text.count("<SPATIAL>") == 3
+    assert batch["pixel_values"].shape[0] == 6
+    assert BOX_SEP_TOKEN in items[1]["answers"][2] and items[1]["answers"][2] in text
 
 
 def test_temporal_tokens_land_at_the_placeholders(model):
     batch = model.processor([image_item(0), temporal_item(0), temporal_item(1)][1:])
     ids = batch["input_ids"]
+    model.eval()  # the projector's dropout (0.1, as upstream) draws anew at every call in training mode
     with torch.no_grad():
         embeds = model.embed_inputs(ids, None, batch["temporal_features"])  # (B, L, H)
         projected = model.temporal_projector(batch["temporal_features"])  # (B, N, H)
@@ -345,6 +359,7 @@ def test_a_collated_dataset_batch_is_accepted(model, tmp_path):
             ref_id=k,
             ann_id=k,
             sentence=f"the red thing {k}",
+            raw=f"The red thing {k}.",
             box=[0.1, 0.2, 0.5, 0.6 + k / 10],
         )
         for k in range(2)
@@ -361,6 +376,7 @@ def test_a_collated_dataset_batch_is_accepted(model, tmp_path):
             ("ref_id", pa.int64()),
             ("ann_id", pa.int64()),
             ("sentence", pa.string()),
+            ("raw", pa.string()),
             ("box", box),
         ]
     )
@@ -501,23 +517,22 @@ def test_the_overfit_image_model_answers_every_expression_through_ground_boxes(t
     assert len(requests) == 3
     for (_, (_, box)), answer, text in zip(targets.items(), answers, texts):
         assert not isinstance(answer, ParseFailure), text
-        (predicted,) = answer
+        ((predicted,),) = answer  # one frame, one object
         assert box_iou(predicted, box) >= 0.9, (text, box)
 
 
 def test_the_overfit_video_model_answers_every_frame_through_ground_boxes(trained):
     m = trained[VIDEO_GROUNDING]
     items = BATCHES[VIDEO_GROUNDING]()
-    answers, texts = ground_boxes_batch(m, [(it["frames"], it["sentence"]) for it in items], return_text=True)
+    answers, texts = ground_boxes_batch(m, [(it["frames"], it["sentences"][0]) for it in items], return_text=True)
     for item, answer, text in zip(items, answers, texts):
         assert not isinstance(answer, ParseFailure), text
-        expected = decode_video_boxes(item["answer"], n_frames=item["frames"].shape[0])
+        expected = decode_video_box_lists(item["answers"][0], n_frames=item["frames"].shape[0])
         assert len(answer) == len(expected)
-        for predicted, box in zip(answer, expected):
-            if box is None:
-                assert predicted is None, text
-            else:
-                assert predicted is not None and box_iou(predicted, box) >= 0.9, (text, item["answer"])
+        for predicted, boxes in zip(answer, expected):
+            assert len(predicted) == len(boxes), text
+            for got, box in zip(predicted, boxes):
+                assert box_iou(got, box) >= 0.9, (text, item["answers"][0])
 
 
 def test_the_overfit_temporal_model_answers_its_windows(trained):
@@ -601,7 +616,7 @@ def test_a_checkpoint_for_another_config_is_refused(trained, tiny_dir, tmp_path)
 def test_inference_decodes_answers_and_marks_garbage(model, monkeypatch):
     canned = {
         "image": "0.100, 0.200, 0.300, 0.400<box_sep>0.5, 0.5, 0.6, 0.6",
-        "video": "0.100, 0.200, 0.300, 0.400<next><no_box><next>0.000, 0.000, 1.000, 1.000",
+        "video": "0.100, 0.200, 0.300, 0.400<next><no_box><next>0.000, 0.000, 1.000, 1.000<box_sep>0.1, 0.1, 0.2, 0.2",
         "temporal": "<frame_1><frame_0>-<frame_1><frame_9>",
     }
     calls = []
@@ -617,10 +632,11 @@ def test_inference_decodes_answers_and_marks_garbage(model, monkeypatch):
 
     monkeypatch.setattr(model, "generate_text", fake_generate)
     image = torch.zeros(3, 40, 50, dtype=torch.uint8)
-    assert model.ground_boxes(image, "the red circle") == [(0.1, 0.2, 0.3, 0.4)]  # first of the boxes
-    assert model.ground_boxes(np.zeros((40, 50, 3), np.uint8), "x") == [(0.1, 0.2, 0.3, 0.4)]  # HWC array
+    both = [[(0.1, 0.2, 0.3, 0.4), (0.5, 0.5, 0.6, 0.6)]]  # one frame, one box per object
+    assert model.ground_boxes(image, "the red circle") == both
+    assert model.ground_boxes(np.zeros((40, 50, 3), np.uint8), "x") == both  # HWC array
     frames = torch.zeros(3, 3, 40, 50, dtype=torch.uint8)
-    assert model.ground_boxes(frames, "x") == [(0.1, 0.2, 0.3, 0.4), None, (0.0, 0.0, 1.0, 1.0)]
+    assert model.ground_boxes(frames, "x") == [[(0.1, 0.2, 0.3, 0.4)], [], [(0.0, 0.0, 1.0, 1.0), (0.1, 0.1, 0.2, 0.2)]]
     assert isinstance(model.ground_boxes(torch.zeros(4, 3, 40, 50, dtype=torch.uint8), "x"), ParseFailure)  # 3 != 4
     window = model.ground_window(np.zeros((N, TINY_CLIP_DIM), np.float32), 50.0, "a red square appears")
     assert window == (5.0, 10.0)
@@ -634,7 +650,7 @@ def test_inference_decodes_answers_and_marks_garbage(model, monkeypatch):
     canned["image"] = "0.100, 0.200, 0.300, 0.400"
     calls.clear()
     out = ground_boxes_batch(model, [(image, "a"), (frames, "b"), (image, "c")], batch_size=8)
-    assert out[0] == out[2] == [(0.1, 0.2, 0.3, 0.4)] and len(out[1]) == 3
+    assert out[0] == out[2] == [[(0.1, 0.2, 0.3, 0.4)]] and len(out[1]) == 3
     assert [c[0] for c in calls] == [2, 1]  # images together, the video apart
 
 
@@ -688,3 +704,39 @@ def test_a_hub_id_loads_through_the_same_path_as_the_folder(tiny_dir, model, tmp
     assert remote["ids"] == model.tokenizer.convert_tokens_to_ids(["<SPATIAL>", "<TEMPORAL_CONTEXT>"])
     assert remote["commit"] and len(remote["commit"]) == 40  # pinned in checkpoints
     assert list((tmp_path / "hf_home").rglob("model.safetensors")), "the weights came through the hub cache"
+
+
+# ----------------------------------------------------------------------------- the temporal projector
+
+
+def upstream_projector_parameters(clip: int, llm: int) -> int:
+    """Upstream's temporal projector (spatial_temporal_mllm) for a `llm`-wide LLM, counted by hand:
+    Linear clip->2048, 3 x (Linear 2048->2048 + LayerNorm 2048), Linear 2048->4096, LayerNorm 4096,
+    Linear 4096->llm, LayerNorm llm; its 2048 and 4096 are 1x and 2x the width of its 2048-wide LLM."""
+    width, wide = 2048, 4096
+    linear = lambda i, o: i * o + o  # noqa: E731
+    norm = lambda d: 2 * d  # noqa: E731
+    return (
+        linear(clip, width)
+        + 3 * (linear(width, width) + norm(width))
+        + linear(width, wide)
+        + norm(wide)
+        + linear(wide, llm)
+        + norm(llm)
+    )
+
+
+def test_the_temporal_projector_is_upstreams_for_the_4b_widths():
+    from sa2va_st.model.modeling import TemporalProjector
+
+    with torch.device("meta"):
+        upstream = TemporalProjector(1024, 2048)  # CLIP ViT-H-14 into InternVL2.5-4B's 2048-wide Qwen2.5-3B
+        ours = TemporalProjector(1024, 2560)  # into the default InternVL3.5-4B's 2560-wide Qwen3-4B
+    count = sum(p.numel() for p in upstream.parameters())
+    assert count == upstream_projector_parameters(1024, 2048) == 31_496_192
+    assert sum(p.numel() for p in ours.parameters()) > count  # the same layers, sized by the wider LLM
+    dropouts = [m for m in upstream.modules() if isinstance(m, torch.nn.Dropout)]
+    assert [d.p for d in dropouts] == [0.1] and isinstance(upstream.norm, torch.nn.LayerNorm)
+    assert not any(isinstance(m, torch.nn.LayerNorm) and m.normalized_shape == (1024,) for m in upstream.modules())
+    tokens = TemporalProjector(32, 16, dropout=0.0)(torch.randn(2, 100, 32))  # (B, N, C) -> (B, N, H)
+    assert tokens.shape == (2, 100, 16)

@@ -47,7 +47,7 @@ def test_a_config_without_a_model_section_gets_the_schema_defaults():
         ("model.lora.target_modules", [], "model.lora.target_modules"),
         ("model.lora.rank", 8, "model.lora.rank"),
         ("model.temporal.num_tokens", 101, "model.temporal.num_tokens"),
-        ("model.temporal.depth", -1, "model.temporal.depth"),
+        ("model.temporal.dropout", 1.5, "model.temporal.dropout"),
         ("model.train.vision_tower", True, "model.train.vision_tower"),
         ("model.train.projector", "yes", "model.train.projector"),
         ("model.dtype", "int8", "model.dtype"),
@@ -86,7 +86,7 @@ def test_config_round_trips_through_json():
         {
             "vlm": "org/x",
             "lora": {"r": 4, "target_modules": ["q_proj"]},
-            "temporal": {"clip_dim": 32, "depth": 0},
+            "temporal": {"clip_dim": 32, "dropout": 0.0},
             "train": {"lm_head": False},
         }
     )

@@ -298,6 +298,54 @@ def test_video_of_one_frame_at_another_size(sam2):
     assert masks[0].equal(sam2.segment_image(frames[0], [[0.1, 0.2, 0.4, 0.6]])[0])
 
 
+def two_squares(num_frames: int = 5, height: int = 48, width: int = 80) -> torch.Tensor:
+    """`moving_square` plus a grey square moving left on the rows below; its box per frame is `lower_box(t)`."""
+    frames = moving_square(num_frames, height, width)
+    for t in range(num_frames):
+        frames[t, :, 32:46, 60 - 8 * t : 74 - 8 * t] = 180
+    return frames
+
+
+def lower_box(t: int, height: int = 48, width: int = 80) -> list[float]:
+    return [(60 - 8 * t) / width, 32 / height, (74 - 8 * t) / width, 46 / height]
+
+
+def test_an_expression_of_two_objects_tracks_both_and_its_mask_is_their_union(sam2):
+    """Two box prompts per key frame: each object is tracked on its own, the expression's mask is the union."""
+    frames = two_squares()
+    keys = (0, 2, 4)
+    joint = sam2.segment_video(frames, {t: [square_box(t), lower_box(t)] for t in keys})
+    upper = sam2.segment_video(frames, {t: square_box(t) for t in keys})
+    lower = sam2.segment_video(frames, {t: [lower_box(t)] for t in keys})
+    assert joint.shape == (5, 48, 80)
+    union = upper | lower
+    for t in range(5):
+        iou = (joint[t] & union[t]).sum().item() / max(1, (joint[t] | union[t]).sum().item())
+        assert iou >= 0.99, (t, iou)
+        assert joint[t].sum() > max(upper[t].sum(), lower[t].sum())  # more than either object alone
+    for t in keys:  # key frames: the box-prompted decoder's masks of both boxes, united
+        expected = sam2.segment_image(frames[t], [square_box(t), lower_box(t)]).any(dim=0)
+        assert joint[t].equal(expected) and sam2.expression_mask(frames[t], [square_box(t), lower_box(t)]).equal(
+            expected
+        )
+
+
+def test_key_frame_boxes_pair_into_objects_only_when_every_frame_lists_as_many():
+    from sa2va_st.model.sam2 import check_key_frame_boxes, video_objects
+
+    same = check_key_frame_boxes({0: [BOX_A, BOX_B], 3: [BOX_B, BOX_A]}, 5)
+    assert {obj: sorted(frames) for obj, frames in video_objects(same).items()} == {1: [0, 3], 2: [0, 3]}
+    uneven = check_key_frame_boxes({0: [BOX_A, BOX_B], 2: [BOX_A], 4: [], 1: None}, 5)
+    assert sorted(uneven) == [0, 2]  # <no_box> frames are no prompts
+    objects = video_objects(uneven)
+    assert len(objects) == 3 and all(len(frames) == 1 for frames in objects.values())  # each box on its own
+
+
+def test_no_boxes_give_an_empty_expression_mask(sam2):
+    assert not sam2.expression_mask(random_image(20, 30), []).any()
+    assert sam2.expression_mask(random_image(20, 30), []).shape == (20, 30)
+
+
 @pytest.mark.parametrize(
     ("frames", "key_frames", "key"),
     [
@@ -310,7 +358,7 @@ def test_video_of_one_frame_at_another_size(sam2):
         (moving_square(), {2: [0.6, 0.1, 0.2, 0.5]}, "key_frame_boxes[2]"),  # x2 < x1
         (moving_square(), {2: [0.1, 0.1, 1.5, 0.5]}, "key_frame_boxes[2]"),  # outside [0, 1]
         (moving_square(), {2: [0.1, 0.1, 0.5]}, "key_frame_boxes[2]"),  # three numbers
-        (moving_square(), {2: [BOX_A, BOX_B]}, "key_frame_boxes[2]"),  # one box per key frame
+        (moving_square(), {2: [BOX_A, [0.1, 0.2]]}, "key_frame_boxes[2]"),  # the second box is short
         (moving_square(), {"2": BOX_A}, "key_frame_boxes"),  # not an index
         (moving_square(), [BOX_A] * 5, "key_frame_boxes"),  # not a mapping
     ],

@@ -1,5 +1,5 @@
 # unpack: one job per archive; safe, staged extraction, then its datasets are moved into the
-# tree of DESIGN.md under data_root. The marker records the archive's checksums.
+# tree of docs/architecture.md under data_root. The marker records the archive's checksums.
 
 
 rule unpack:

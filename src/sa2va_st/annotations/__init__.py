@@ -29,7 +29,7 @@ What is fatal and what is counted (the same rule everywhere):
 from ..errors import AnnotationError
 from .charades import CharadesQuery, CharadesSplit, read_charades, read_charades_jsonl, read_charades_text
 from .didemo import DidemoQuery, DidemoSplit, chunks_to_seconds, most_agreed, read_didemo
-from .masks import check_rle, normalise, polygons_rle, rle_box, union_box
+from .masks import check_rle, normalise, polygons_rle, rle_box
 from .refcoco import ImageExpression, RefcocoData, read_instances, read_refcoco, read_refs
 from .special_jsons import KINDS, build_special_jsons, dumps, kind_of, load_schemas, read_special_json, validate
 from .video_refer import (
@@ -79,7 +79,6 @@ __all__ = [
     "read_rvos_split",
     "read_special_json",
     "rle_box",
-    "union_box",
     "validate",
     "window",
 ]

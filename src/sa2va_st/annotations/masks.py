@@ -345,19 +345,6 @@ def polygons_rle(polygons: Any, height: int, width: int, *, file: Path, key: str
     return Rle(height, width, merged["counts"]), degenerate
 
 
-def union_box(boxes: Iterable[PixelBox | None]) -> PixelBox | None:
-    """The box of the union of several masks: the hull of their boxes (exact for tight boxes)."""
-    present = [b for b in boxes if b is not None]
-    if not present:
-        return None
-    return (
-        min(b[0] for b in present),
-        min(b[1] for b in present),
-        max(b[2] for b in present),
-        max(b[3] for b in present),
-    )
-
-
 def normalise(box: PixelBox | None, width: int, height: int) -> Box | None:
     """A pixel box divided by the image size, rounded to 6 decimals; None stays None."""
     if box is None:

@@ -27,8 +27,8 @@ REFS_FIX = "the refs pickle is not in the REFER format; download and unpack the 
 @dataclass(frozen=True)
 class Sentence:
     sent_id: int
-    sent: str  # REFER's normalised text (lower case, no punctuation): what upstream trains on
-    raw: str  # as the annotator wrote it
+    sent: str  # REFER's normalised text (lower case, no punctuation): what the benchmark evaluates
+    raw: str  # as the annotator wrote it: upstream trains on it lower-cased, without its final period
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,9 @@ from .video_refer import (
 log = logging.getLogger(__name__)
 
 FORMAT = "sa2va_st.special_jsons"
-FORMAT_VERSION = 2  # 2: kinds named by format (moments, chunked_moments), not by dataset
+# 2: kinds named by format (moments, chunked_moments), not by dataset; 3: a video record's boxes are
+# per frame and per object (boxes[t][k]), no longer the hull of the objects' union
+FORMAT_VERSION = 3
 REPORT = "report.json"
 BOX_FORMAT = "xyxy_normalised"  # [x1, y1, x2, y2] / [width, height, width, height]; x2, y2 exclusive pixel edges
 WINDOW_FORMAT = "seconds_ordered_unclipped"  # [start, end], start <= end; clipped to the duration by the manifests
@@ -162,13 +164,17 @@ def slim_records(records: list) -> list:
 
 
 def per_frame_valid(records: list[dict]) -> bool:
-    """True when every frame name is a non-empty str and every box null or 4 finite numbers in [0, 1] (the
-    schema's rule for the items of `frames` and `boxes`, NaN excluded), checked with C-level builtins over
-    all records at once. For records that passed the schema with `slim_records`. False means "look closer"."""
+    """True when every frame name is a non-empty str and every frame's entry a list, of one box-or-null
+    per object, each box 4 finite numbers in [0, 1] (the schema's rule for the items of `frames` and
+    `boxes`, NaN excluded), checked with C-level builtins over all records at once. For records that
+    passed the schema with `slim_records`. False means "look closer"."""
     names = list(itertools.chain.from_iterable(r["frames"] for r in records))
     if set(map(type, names)) - {str} or "" in names:
         return False
-    items = list(itertools.chain.from_iterable(r["boxes"] for r in records if r["boxes"] is not None))
+    frames = list(itertools.chain.from_iterable(r["boxes"] for r in records if r["boxes"] is not None))
+    if set(map(type, frames)) - {list}:
+        return False
+    items = list(itertools.chain.from_iterable(frames))
     if set(map(type, items)) - {list, type(None)}:
         return False
     boxes = [b for b in items if b is not None]
@@ -316,7 +322,8 @@ def video_record(g: VideoGrounding, frame_dir: str, data_root: Path, frames: lis
         "frames": frames,
         "width": width,
         "height": height,
-        "boxes": None if g.boxes is None else [None if b is None else list(b) for b in g.boxes],  # floats already
+        # per frame, one entry per object (anno_ids order): its box, or None where it is not visible
+        "boxes": None if g.boxes is None else [[None if b is None else list(b) for b in frame] for frame in g.boxes],
     }
     if g.type_id is not None:
         record["type_id"] = g.type_id

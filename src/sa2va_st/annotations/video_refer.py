@@ -14,8 +14,10 @@ whenever the file lists videos sorted and no video has 10 or more expressions (t
 synthetic world). The keys must be exactly 0..n-1 for n expressions; anything else means the
 pickle does not belong to this split (fatal).
 
-The box of an expression in a frame is the tight box of the union of its objects' masks there
-(the hull of their boxes), normalised by the video's size; None when no object is visible.
+An expression refers to one or more objects (its ``anno_id`` list; Ref-YouTube-VOS: always one).
+Its boxes keep them apart, as upstream's answers do (one box per object, ``decode_bbox``): per
+frame, one entry per object in ``anno_id`` order, the tight box of that object's mask normalised by
+the video's size, or None where that object is not visible there.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 from .. import catalog
 from ..errors import AnnotationError
 from .common import as_int, id_text, load_json, load_mapping_file, require, type_name
-from .masks import Box, PixelBox, check_rle, frame_boxes, normalise, normalise_all, rle_box, union_box
+from .masks import Box, PixelBox, check_rle, frame_boxes, normalise_all, rle_box
 
 META_FIX = "the expressions file is not in the MeViS/ReVOS/Ref-YouTube-VOS format; download and unpack it again"
 MASK_FIX = "the mask dict does not match its expressions file; unpack both from the same archive"
@@ -73,7 +75,14 @@ class VideoGrounding:
     frames: tuple[str, ...]
     width: int | None
     height: int | None
-    boxes: tuple[Box | None, ...] | None  # one per frame; None for the whole list when the split has no masks
+    # boxes[t][k]: object k's box in frame t, None where it is not visible; None for the whole
+    # field when the split has no masks. (frames, objects), objects in anno_id order.
+    boxes: tuple[tuple[Box | None, ...], ...] | None
+
+    @property
+    def visible_frames(self) -> int:
+        """Frames in which at least one referred object is visible."""
+        return 0 if self.boxes is None else sum(any(b is not None for b in frame) for frame in self.boxes)
 
 
 @dataclass
@@ -257,24 +266,22 @@ def ground_video(meta: VideoMeta, masks: MaskBoxes | None, meta_path: Path) -> l
         if masks is None:
             per_expression.append(None)
             continue
-        object_boxes = []
+        object_boxes = []  # per object: its per-frame pixel boxes
         for key in expression.anno_ids:
             boxes, size = masks.boxes(key, len(meta.frames), where=where)
             object_boxes.append(boxes)
             sizes.append(size)
-        if len(object_boxes) == 1:  # the union of one mask is its box
-            per_expression.append(object_boxes[0])
-        else:
-            per_expression.append([union_box(frame) for frame in zip(*object_boxes)])
+        per_expression.append(object_boxes)
     width, height = video_size(meta, sizes, meta_path, masks.path if masks else None)
     records = []
-    for expression, pixel_boxes in zip(meta.expressions, per_expression):
+    for expression, object_boxes in zip(meta.expressions, per_expression):
         boxes = None
-        if pixel_boxes is not None:
+        if object_boxes is not None:
             if width is None or height is None:  # no mask and no meta size: every box is None
-                boxes = tuple(normalise(b, width, height) if b is not None else None for b in pixel_boxes)
+                per_object = [tuple(None for _ in pixel_boxes) for pixel_boxes in object_boxes]
             else:
-                boxes = normalise_all(pixel_boxes, width, height)
+                per_object = [normalise_all(pixel_boxes, width, height) for pixel_boxes in object_boxes]
+            boxes = tuple(zip(*per_object)) if per_object else tuple(() for _ in meta.frames)  # (frames, objects)
         records.append(
             VideoGrounding(
                 video=meta.video,
@@ -312,11 +319,15 @@ def ground_split(
         if record.boxes is None:
             continue
         counts["box_frames"] += len(record.boxes)
-        empty = record.boxes.count(None)
+        empty = len(record.boxes) - record.visible_frames
         counts["empty_boxes"] += empty
         counts["empty_expressions"] += empty == len(record.boxes)
+        counts["multi_object_expressions"] += len(record.anno_ids) > 1
     used = {key for record in records for key in record.anno_ids} if masks is not None else set()
-    base = {"records": 0, "videos": 0, "frames": 0, "box_frames": 0, "empty_boxes": 0, "empty_expressions": 0}
+    base = {
+        "records": 0, "videos": 0, "frames": 0, "box_frames": 0, "empty_boxes": 0, "empty_expressions": 0,
+        "multi_object_expressions": 0,
+    }  # fmt: skip
     if any(r.type_id is not None for r in records):
         base.update({f"type_id_{t}": 0 for t in TYPE_IDS})
     base.update(counts)

@@ -8,7 +8,8 @@
   dataset is given one (``root=None``: relative to the current working directory, which is
   the Snakemake working directory in a run).
 - **Randomness.** Every random choice of an item is drawn from
-  ``numpy.random.default_rng([seed, epoch, index, salt])`` (``salt`` differs per task):
+  ``numpy.random.default_rng([seed, epoch, index, salt(, stream)])`` (``salt`` differs per task;
+  ``stream`` separates two kinds of choice of one item, e.g. a clip's frames and its expressions):
   deterministic for ``(seed, epoch, index)``, independent of the worker process, of the
   order in which items are fetched and of any global RNG state (``random``,
   ``np.random``, ``torch`` seeds are never read or advanced).
@@ -177,11 +178,12 @@ class GroundingDataset(Dataset):
         """
         self.epoch = check_int(epoch, "epoch", 0)
 
-    def item_rng(self, index: int) -> np.random.Generator | None:
-        """The generator of item ``index`` for the current epoch; ``None`` in evaluation mode."""
+    def item_rng(self, index: int, stream: int = 0) -> np.random.Generator | None:
+        """The generator of item ``index`` for the current epoch (``stream`` k > 0: an independent one, for a
+        second kind of choice); ``None`` in evaluation mode."""
         if not self.train:
             return None
-        return np.random.default_rng([self.seed, self.epoch, int(index), self._salt])
+        return np.random.default_rng([self.seed, self.epoch, int(index), self._salt, *([stream] if stream else [])])
 
     def _check_index(self, index: object) -> int:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):

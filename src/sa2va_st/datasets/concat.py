@@ -5,7 +5,7 @@ in the order given — exactly `TaskGroupedBatchSampler`'s index space for the s
 ``specs`` (name, task, length), so::
 
     mix = ConcatTaskDataset([image_ds, video_ds, temporal_ds])
-    sampler = mix.make_sampler(batch_size=2, repeats=UPSTREAM_REPEATS)  # or build it from mix.specs
+    sampler = mix.make_sampler(batch_size=2, repeats=catalog.upstream_repeats())  # or build it from mix.specs
     loader = DataLoader(mix, batch_sampler=sampler, collate_fn=collate_keep_lists)
     for epoch in ...:
         sampler.set_epoch(epoch); mix.set_epoch(epoch)   # before iter(loader)

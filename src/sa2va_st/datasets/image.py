@@ -5,11 +5,17 @@ Rows of the image manifests (one per expression) are grouped by
 expressions never end up in one item. Groups are in order of first appearance, the
 expressions of a group in manifest order.
 
-Per item, ``max_expressions`` (5, as upstream) of the image's expressions are chosen:
-training takes a random subset in random order, drawn from the item RNG (deterministic for
-``(seed, epoch, index)``; an image with more expressions shows other ones in other epochs);
-evaluation takes the first ``max_expressions`` in manifest order. ``max_expressions=None``
-takes all of them (use it to score every expression of a split).
+Per item, ``max_expressions`` (5, as upstream) expressions are chosen:
+
+- **training**, as upstream: at most one sentence per referred object (ref): a random subset of
+  the image's refs in random order, and for each ref one of its sentences at random, all drawn
+  from the item RNG (deterministic for ``(seed, epoch, index)``; other epochs show other refs and
+  sentences). Two sentences of one ref in one conversation would let the second answer be copied
+  from the first. The text is upstream's training text, `training_sentence` of the annotator's
+  ``raw`` sentence: lower-cased, without its final period.
+- **evaluation**: the first ``max_expressions`` rows (sentences) in manifest order, with the
+  benchmark's text (REFER's ``sent``); ``max_expressions=None`` takes all of them (use it to
+  score every expression of a split).
 
 Item dict:
 
@@ -26,7 +32,7 @@ Item dict:
 ``ids``            list[str]: manifest ``id`` of each chosen expression
 ``ref_ids``        list: manifest ``ref_id`` of each
 ``ann_ids``        list: manifest ``ann_id`` of each
-``sentences``      list[str]: the expressions
+``sentences``      list[str]: the expressions (training: `training_sentence` of ``raw``; evaluation: ``sentence``)
 ``answers``        list[str]: ``encode_boxes([box])`` of each (``x1, y1, x2, y2``, 3 decimals)
 ``boxes``          float32 tensor (k, 4): the manifest boxes (normalised xyxy, unrounded)
 =================  ==========================================================================
@@ -66,9 +72,17 @@ IMAGE_COLUMNS = (
     "ref_id",
     "ann_id",
     "sentence",
+    "raw",
     "box",
 )
 DEFAULT_MAX_EXPRESSIONS = 5
+
+
+def training_sentence(raw: str) -> str:
+    """Upstream's RefCOCO training text: the annotator's sentence lower-cased, without its final period
+    (``"The man on the left."`` -> ``"the man on the left"``)."""
+    text = " ".join(raw.split()).lower()
+    return text[:-1].rstrip() if text.endswith(".") else text
 
 
 class ImageGroundingDataset(GroundingDataset):
@@ -126,11 +140,17 @@ class ImageGroundingDataset(GroundingDataset):
         """The manifest rows (global row numbers) item ``index`` uses in the current epoch."""
         index = self._check_index(index)
         rows = self._groups[index]
-        k = len(rows) if self.max_expressions is None else min(self.max_expressions, len(rows))
         rng = self.item_rng(index)
         if rng is None:
+            k = len(rows) if self.max_expressions is None else min(self.max_expressions, len(rows))
             return rows[:k]
-        return rows[rng.permutation(len(rows))[:k]]
+        refs: dict[object, list[int]] = {}  # ref -> its rows (sentences), in manifest order
+        for r in rows.tolist():
+            refs.setdefault(self._cols["ref_id"][r], []).append(r)
+        sentences = list(refs.values())
+        k = len(sentences) if self.max_expressions is None else min(self.max_expressions, len(sentences))
+        chosen = rng.permutation(len(sentences))[:k]
+        return np.asarray([sentences[j][int(rng.integers(len(sentences[j])))] for j in chosen], dtype=np.int64)
 
     def __getitem__(self, index: int) -> dict:
         index = self._check_index(index)
@@ -153,7 +173,7 @@ class ImageGroundingDataset(GroundingDataset):
             "ids": [c["id"][r] for r in rows],
             "ref_ids": [c["ref_id"][r] for r in rows],
             "ann_ids": [c["ann_id"][r] for r in rows],
-            "sentences": [c["sentence"][r] for r in rows],
+            "sentences": [training_sentence(c["raw"][r]) if self.train else c["sentence"][r] for r in rows],
             "answers": [encode_boxes([b]) for b in boxes.tolist()],
             "boxes": torch.from_numpy(boxes.astype(np.float32)),
         }

@@ -1,42 +1,59 @@
-"""MeViS / Ref-YouTube-VOS / ReVOS: one item per expression, ``num_frames`` (6) frames of the clip.
+"""MeViS / Ref-YouTube-VOS / ReVOS: one item per clip, ``num_frames`` (6) frames, up to 5 expressions.
+
+**Items.** Rows of the video manifests (one per expression) are grouped by clip
+``(dataset, split, frame_dir, frames)``, in order of first appearance, as upstream builds its video
+items: one item per video (times its repeat), not per expression. The item's expressions become the
+turns of one conversation over the same sampled frames, so the cost of the frames is shared and an
+epoch holds as many video items as upstream's.
+
+**Which expressions.** ``max_expressions`` (5, as upstream) of the clip's expressions: training
+takes a random subset in random order, *without* replacement, from the item RNG (deterministic for
+``(seed, epoch, index)``; other epochs show other subsets and orders); evaluation the first
+``max_expressions`` in manifest order; ``max_expressions=None`` takes all of them. (Upstream draws
+with replacement: a clip with two expressions then asks the same question twice in one
+conversation, and the second answer can be copied from the first; drawing without replacement
+keeps every turn a question the model has not yet answered.)
 
 **Which frames.** The clip's ``F`` frames (manifest ``frames``, in order) are cut into
 ``num_frames`` equal segments and one frame is taken per segment, with
 `sa2va_st.formats.windows.sample_positions` (the same rule as the temporal features):
-training takes a random frame inside each segment (segment jitter, from the item RNG:
-deterministic for ``(seed, epoch, index)``), evaluation the frame nearest each segment's
-centre. So the frames cover the whole clip, in order. **Fewer frames than
-``num_frames``** (``F < 6``): segments that own no frame take the frame nearest their centre,
-so frames repeat (non-decreasing; ``F = 3`` gives rows ``0, 1, 1, 2, 2, 2``) and every item
-still has exactly ``num_frames`` frames, each with its own box entry.
+training takes a random frame inside each segment (segment jitter, from the item RNG),
+evaluation the frame nearest each segment's centre. So the frames cover the whole clip, are
+distinct when ``F >= num_frames`` and in time order (upstream: 6 random distinct frames,
+sorted; ours are random within strata). **Fewer frames than ``num_frames``** (``F < 6``):
+segments that own no frame take the frame nearest their centre, so frames repeat
+(non-decreasing; ``F = 3`` gives rows ``0, 1, 1, 2, 2, 2``) and every item still has exactly
+``num_frames`` frames, each with its own box entry.
 
-**Answer.** Per sampled frame the manifest box, ``<no_box>`` where the object is absent
-(a null entry), joined by ``<next>`` (`encode_video_boxes`). ReVOS ``type_id == 2`` (no
-target) is answered ``<no_box>`` for every frame whatever the boxes say. A split without
-masks (``has_masks`` false, ``boxes`` null: MeViS valid, Ref-YouTube-VOS valid) has no
-answer (``None``) and can only be used with ``train=False``.
+**Answers.** Per sampled frame, one box per referred object that is visible there, in the
+manifest's object order, joined by ``<box_sep>``; ``<no_box>`` where none is (upstream's
+``decode_bbox``); frames joined by ``<next>`` (`encode_video_box_lists`). ReVOS ``type_id == 2`` (no
+target) is answered ``<no_box>`` for every frame whatever the boxes say. A split without masks
+(``has_masks`` false: MeViS valid, Ref-YouTube-VOS valid) has no answers (``None``) and can only be
+used with ``train=False``.
 
-Item dict:
+Item dict (per-turn fields are lists, one entry per chosen expression):
 
 =================  ==========================================================================
 ``task``           ``"video_grounding"``
 ``dataset``        manifest ``dataset`` (``mevis``, ``rvos``, ``revos``)
 ``split``          manifest ``split``
-``index``          the item's index in this dataset (= its manifest row)
-``id``             manifest ``id``
+``index``          the item's index in this dataset (= its clip)
 ``video``          manifest ``video``
-``exp_id``         manifest ``exp_id``
-``sentence``       the expression
-``type_id``        manifest ``type_id`` (ReVOS: 0 referring, 1 reasoning, 2 no target; else None)
-``has_masks``      manifest ``has_masks`` (bool)
+``has_masks``      manifest ``has_masks`` of the clip (bool)
 ``frame_indices``  int64 tensor (n,): indices into the manifest ``frames`` list
 ``frame_paths``    list[str] (n): the decoded files (``frame_dir / frames[i]``)
 ``frames``         uint8 tensor **(n, 3, H, W)**, RGB (CHW per frame), decoded with PIL
 ``width``          ``W`` of the decoded frames (int)
 ``height``         ``H`` of the decoded frames (int)
-``boxes``          float32 tensor (n, 4): normalised xyxy per frame, NaN where absent/unknown
-``present``        bool tensor (n,): the frame has a box in the answer
-``answer``         str (``<next>``-joined, ``<no_box>`` for absent) or None without masks
+``ids``            list[str]: manifest ``id`` of each turn's expression
+``exp_ids``        list[str]: manifest ``exp_id`` of each
+``sentences``      list[str]: the expressions
+``type_ids``       list: manifest ``type_id`` of each (ReVOS 0/1/2; else None)
+``boxes``          list of float32 tensors **(n, K, 4)**: per frame, per referred object (K of this
+                   expression), normalised xyxy, NaN where absent or unknown
+``present``        list of bool tensors (n, K): the object is in that frame's answer
+``answers``        list[str | None]: each turn's answer, None without masks
 =================  ==========================================================================
 """
 
@@ -50,7 +67,7 @@ import torch
 
 from ..catalog import VIDEO_GROUNDING
 from ..errors import DatasetError
-from ..formats.boxes import encode_video_boxes
+from ..formats.boxes import encode_video_box_lists
 from ..formats.windows import sample_positions
 from .common import (
     SALT_VIDEO,
@@ -65,22 +82,12 @@ from .common import (
 )
 
 VIDEO_COLUMNS = (
-    "id",
-    "dataset",
-    "split",
-    "video",
-    "exp_id",
-    "sentence",
-    "frame_dir",
-    "frames",
-    "num_frames",
-    "width",
-    "height",
-    "boxes",
-    "has_masks",
-)
+    "id", "dataset", "split", "video", "exp_id", "sentence", "frame_dir", "frames", "num_frames",
+    "width", "height", "boxes", "has_masks", "num_objects",
+)  # fmt: skip
 VIDEO_OPTIONAL_COLUMNS = ("type_id",)
 DEFAULT_NUM_FRAMES = 6
+DEFAULT_MAX_EXPRESSIONS = 5
 NO_TARGET_TYPE_ID = 2  # ReVOS
 
 
@@ -95,6 +102,7 @@ class VideoGroundingDataset(GroundingDataset):
         manifest_paths: PathLike | Sequence[PathLike],
         *,
         num_frames: int = DEFAULT_NUM_FRAMES,
+        max_expressions: int | None = DEFAULT_MAX_EXPRESSIONS,
         train: bool = True,
         seed: int = 0,
         root: PathLike | None = None,
@@ -103,16 +111,18 @@ class VideoGroundingDataset(GroundingDataset):
     ) -> None:
         super().__init__(train=train, seed=seed, root=root)
         self.num_frames = check_int(num_frames, "num_frames", 1)
+        self.max_expressions = (
+            None if max_expressions is None else check_int(max_expressions, "max_expressions", 1, why=" or None")
+        )
         cols, origin = read_manifests(manifest_paths, VIDEO_COLUMNS, VIDEO_OPTIONAL_COLUMNS, kind="video")
         self.name = single_name(cols["dataset"], name, "video")
         self._origin = origin
-        # keep only what items need; one frame list per clip (a clip has many expressions)
         keep = ("id", "dataset", "split", "video", "exp_id", "sentence", "frame_dir", "type_id", "has_masks")
         self._cols = {k: cols[k] for k in keep}
-        clip_of: dict[tuple[str, tuple[str, ...]], int] = {}
-        self._clips: list[tuple[str, tuple[str, ...]]] = []
-        self._clip: list[int] = []
-        self._boxes: list[np.ndarray | None] = []  # per row (F, 4) float64, NaN where absent; None: no masks
+        clip_of: dict[tuple[str, str, str, tuple[str, ...]], int] = {}
+        self._clips: list[tuple[str, tuple[str, ...]]] = []  # (frame_dir, frames) per clip
+        self._rows_of_clip: list[list[int]] = []  # manifest rows (expressions) per clip, in manifest order
+        self._boxes: list[np.ndarray | None] = []  # per row (F, K, 4) float64, NaN where absent; None: no masks
         for i in range(len(origin)):
             row_id = cols["id"][i]
             frames = cols["frames"][i]
@@ -124,31 +134,36 @@ class VideoGroundingDataset(GroundingDataset):
                     key=f"{row_id}:frames",
                     fix="rebuild the manifest; clips without frames are dropped there",
                 )
-            key = (cols["frame_dir"][i], tuple(frames))
+            key = (cols["dataset"][i], cols["split"][i], cols["frame_dir"][i], tuple(frames))
             if key not in clip_of:
                 clip_of[key] = len(self._clips)
-                self._clips.append(key)
-            self._clip.append(clip_of[key])
-            self._boxes.append(
-                self._row_boxes(cols["boxes"][i], bool(cols["has_masks"][i]), len(frames), row_id, origin[i])
+                self._clips.append((cols["frame_dir"][i], tuple(frames)))
+                self._rows_of_clip.append([])
+            self._rows_of_clip[clip_of[key]].append(i)
+            boxes = self._row_boxes(
+                cols["boxes"][i], bool(cols["has_masks"][i]), len(frames), cols["num_objects"][i], row_id, origin[i]
             )
-            if self.train and self._boxes[-1] is None and cols["type_id"][i] != NO_TARGET_TYPE_ID:
+            self._boxes.append(boxes)
+            if self.train and boxes is None and cols["type_id"][i] != NO_TARGET_TYPE_ID:
                 raise DatasetError(
                     f"row id {row_id!r} has no masks (has_masks false): it cannot be trained on",
                     file=origin[i],
                     key=f"{row_id}:has_masks",
                     fix="train on splits with masks; use train=False for splits without them",
                 )
+        self.num_expressions = len(origin)
         if check_files:
             for c, (frame_dir, frames) in enumerate(self._clips):
                 for f in frames:
                     path = resolve(os.path.join(frame_dir, f), self.root)
                     if not path.is_file():
-                        r = self._clip.index(c)
+                        r = self._rows_of_clip[c][0]
                         raise missing_file_error("the frame", path, origin[r], cols["id"][r], "frames")
 
     @staticmethod
-    def _row_boxes(boxes: object, has_masks: bool, n: int, row_id: object, manifest: str) -> np.ndarray | None:
+    def _row_boxes(
+        boxes: object, has_masks: bool, n: int, objects: int, row_id: object, manifest: str
+    ) -> np.ndarray | None:
         if boxes is None:
             if has_masks:
                 raise DatasetError(
@@ -160,84 +175,107 @@ class VideoGroundingDataset(GroundingDataset):
             return None
         if len(boxes) != n:
             raise DatasetError(
-                f"row id {row_id!r}: {len(boxes)} per-frame boxes for {n} frames",
+                f"row id {row_id!r}: {len(boxes)} per-frame box entries for {n} frames",
                 file=manifest,
                 key=f"{row_id}:boxes",
                 fix="rebuild the manifest from the current special_jsons",
             )
-        out = np.full((n, 4), np.nan, dtype=np.float64)
-        for j, box in enumerate(boxes):
-            if box is None:
-                continue
-            if len(box) != 4 or any(v is None for v in box):
+        out = np.full((n, objects, 4), np.nan, dtype=np.float64)  # (F, K, 4)
+        for j, frame in enumerate(boxes):
+            if frame is None or len(frame) != objects:
                 raise DatasetError(
-                    f"row id {row_id!r}: frame {j} has box {box!r}; a box is four numbers or null",
+                    f"row id {row_id!r}: frame {j} lists {None if frame is None else len(frame)} object entries, "
+                    f"the row refers to {objects} objects",
                     file=manifest,
                     key=f"{row_id}:boxes",
-                    fix="rebuild the manifest",
+                    fix="rebuild the manifest from the current special_jsons",
                 )
-            out[j] = box
+            for k, box in enumerate(frame):
+                if box is None:
+                    continue
+                if len(box) != 4 or any(v is None for v in box):
+                    raise DatasetError(
+                        f"row id {row_id!r}: frame {j} object {k} has box {box!r}; a box is four numbers or null",
+                        file=manifest,
+                        key=f"{row_id}:boxes",
+                        fix="rebuild the manifest",
+                    )
+                out[j, k] = box
         return out
 
     def __len__(self) -> int:
-        return len(self._clip)
+        return len(self._clips)
 
     def frame_indices(self, index: int) -> np.ndarray:
         """(num_frames,) int64: which frames of its clip item ``index`` shows in the current epoch."""
         index = self._check_index(index)
-        _, frames = self._clips[self._clip[index]]
-        return sample_positions(len(frames), self.num_frames, self.item_rng(index))
+        _, frames = self._clips[index]
+        return sample_positions(len(frames), self.num_frames, self.item_rng(index, stream=0))
+
+    def expression_rows(self, index: int) -> np.ndarray:
+        """The manifest rows (expressions) item ``index`` asks about in the current epoch, in turn order."""
+        index = self._check_index(index)
+        rows = np.asarray(self._rows_of_clip[index], dtype=np.int64)
+        k = len(rows) if self.max_expressions is None else min(self.max_expressions, len(rows))
+        rng = self.item_rng(index, stream=1)
+        if rng is None:
+            return rows[:k]
+        return rows[rng.permutation(len(rows))[:k]]
+
+    def expression_answer(self, row: int, picks: np.ndarray) -> tuple[np.ndarray, str | None]:
+        """The (n, K, 4) boxes of manifest row `row` on the frames `picks`, and its answer text."""
+        type_id = self._cols["type_id"][row]
+        row_boxes = self._boxes[row]
+        n = len(picks)
+        if type_id == NO_TARGET_TYPE_ID:
+            objects = 1 if row_boxes is None else row_boxes.shape[1]
+            return np.full((n, objects, 4), np.nan), encode_video_box_lists([[] for _ in range(n)])
+        if row_boxes is None:
+            return np.full((n, 1, 4), np.nan), None
+        boxes = row_boxes[picks]  # (n, K, 4)
+        frames = [[b for b in frame.tolist() if not np.isnan(b).any()] for frame in boxes]
+        return boxes, encode_video_box_lists(frames)
 
     def __getitem__(self, index: int) -> dict:
         index = self._check_index(index)
         c = self._cols
-        row_id, manifest = c["id"][index], self._origin[index]
-        frame_dir, frames = self._clips[self._clip[index]]
+        frame_dir, frames = self._clips[index]
+        rows = self.expression_rows(index)
+        first = int(rows[0])
+        manifest = self._origin[first]
         picks = self.frame_indices(index)  # (n,)
         paths = [resolve(os.path.join(frame_dir, frames[j]), self.root) for j in picks.tolist()]
         decoded: dict[int, torch.Tensor] = {}  # repeated frames (short clips) are decoded once
         for j, path in zip(picks.tolist(), paths):
             if j not in decoded:
-                decoded[j] = decode_rgb_chw(path, manifest=manifest, row_id=row_id, column="frames")
+                decoded[j] = decode_rgb_chw(path, manifest=manifest, row_id=c["id"][first], column="frames")
         shapes = {tuple(t.shape) for t in decoded.values()}
         if len(shapes) > 1:
             raise DatasetError(
-                f"the frames of row id {row_id!r} have different sizes {sorted(shapes)}",
+                f"the frames of clip {c['video'][first]!r} have different sizes {sorted(shapes)}",
                 file=os.fspath(paths[0].parent),
-                key=f"{manifest}:{row_id}:frames",
+                key=f"{manifest}:{c['id'][first]}:frames",
                 fix="the clip's frames must share one size: unpack the archive again",
             )
         stacked = torch.stack([decoded[j] for j in picks.tolist()])  # (n, 3, H, W)
-
-        type_id = c["type_id"][index]
-        row_boxes = self._boxes[index]
-        n = len(picks)
-        if type_id == NO_TARGET_TYPE_ID:
-            boxes = np.full((n, 4), np.nan)
-            answer: str | None = encode_video_boxes([None] * n)
-        elif row_boxes is None:
-            boxes, answer = np.full((n, 4), np.nan), None
-        else:
-            boxes = row_boxes[picks]  # (n, 4)
-            answer = encode_video_boxes([None if np.isnan(b).any() else b for b in boxes.tolist()])
-        present = ~np.isnan(boxes).any(axis=1)
+        turns = [self.expression_answer(int(r), picks) for r in rows]
         return {
             "task": self.task,
-            "dataset": c["dataset"][index],
-            "split": c["split"][index],
+            "dataset": c["dataset"][first],
+            "split": c["split"][first],
             "index": index,
-            "id": row_id,
-            "video": c["video"][index],
-            "exp_id": c["exp_id"][index],
-            "sentence": c["sentence"][index],
-            "type_id": type_id,
-            "has_masks": bool(c["has_masks"][index]),
+            "video": c["video"][first],
+            "has_masks": bool(c["has_masks"][first]),
             "frame_indices": torch.from_numpy(picks),
             "frame_paths": [os.fspath(p) for p in paths],
             "frames": stacked,
             "width": int(stacked.shape[3]),
             "height": int(stacked.shape[2]),
-            "boxes": torch.from_numpy(boxes.astype(np.float32)),
-            "present": torch.from_numpy(present),
-            "answer": answer,
+            "ids": [c["id"][r] for r in rows],
+            "exp_ids": [c["exp_id"][r] for r in rows],
+            "sentences": [c["sentence"][r] for r in rows],
+            "type_ids": [c["type_id"][r] for r in rows],
+            "boxes": [torch.from_numpy(boxes.astype(np.float32)) for boxes, _ in turns],
+            "present": [torch.from_numpy(~np.isnan(boxes).any(axis=2)) for boxes, _ in turns],
+            "answers": [answer for _, answer in turns],
         }

@@ -281,11 +281,14 @@ def extract_shard(
     max_failed_fraction: float,
     backend: str = "auto",
     progress: bool = True,
+    encoder_threads: int | None = None,
 ) -> list[IndexRow]:
     """Write ``<out_dir>/<vid>.npy`` for every video; return the index rows in video order.
 
     `clip` is what `load_clip` returns. Raises FeatureError when more than
     `max_failed_fraction` of the videos failed (their rows are on the error as `.rows`).
+    `encoder_threads`: torch threads of this (encoding) process; None chooses them as it goes
+    (`EncoderThreads`).
     """
     if not (math.isfinite(fps) and fps > 0):
         raise FeatureError(f"fps must be positive, got {fps}", key="fps")
@@ -325,9 +328,12 @@ def extract_shard(
 
     iterator = iter(loader)
     threads = torch.get_num_threads()
-    torch.set_num_threads(encoder_threads(device, num_workers))
+    governor = EncoderThreads.for_device(device, num_workers, encoder_threads)
+    torch.set_num_threads(governor.threads)
     try:
+        waited_since = time.perf_counter()
         for item in iterator:
+            arrived = time.perf_counter()
             if item.row.status == FAILED:
                 log.warning("%s failed: %s", item.row.vid, item.row.error.replace("\n", " | "))
                 rows[item.position] = item.row
@@ -340,6 +346,7 @@ def extract_shard(
                 counts["frames"] += item.crops.shape[0]
                 encoder.add(item)
             collect_finished()
+            waited_since = governor.update(arrived - waited_since, time.perf_counter() - arrived)
         encoder.flush()
         collect_finished()
     finally:
@@ -363,14 +370,54 @@ def extract_shard(
     return ordered
 
 
-def encoder_threads(device: torch.device, num_workers: int) -> int:
-    """Torch threads of the encoding (main) process: on the CPU, the cores the decode workers leave free
-    (each worker uses one), at least one, so encoder and decoders never fight over the same cores; on a
-    GPU, one (the GPU does the work; the host thread only feeds it)."""
-    if device.type != "cpu":
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - num_workers)
+@dataclass
+class EncoderThreads:
+    """Torch threads of the encoding (main) process, chosen from where its time goes.
+
+    On a GPU: one (the GPU does the work; the host thread only feeds it). On the CPU the encoder and
+    the decode workers share the cores, and which of them needs them changes with the model: when
+    the main process mostly *waits* for decoded videos (decode-bound: a fast encoder), its threads
+    only take cores from the workers, so it uses the cores they leave free (at least one); when
+    decoded videos are waiting for it (encode-bound: a heavy encoder, idle workers), it uses every
+    core. After each video the choice follows the share of the last videos' time spent waiting
+    (over `WAIT_SHARE`: decode-bound).
+    """
+
+    cores: int
+    workers: int
+    adaptive: bool
+    threads: int
+    wait_s: float = 0.0
+    work_s: float = 0.0
+
+    WAIT_SHARE = 0.2
+    DECAY = 0.7  # weight of the earlier videos in the running times
+
+    @classmethod
+    def for_device(cls, device: torch.device, num_workers: int, fixed: int | None = None) -> EncoderThreads:
+        """The choice for an encoder on `device` beside `num_workers` decode workers (`fixed`: that many, always)."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if fixed is not None:
+            return cls(cores=cores, workers=num_workers, adaptive=False, threads=fixed)
+        if device.type != "cpu":
+            return cls(cores=cores, workers=num_workers, adaptive=False, threads=1)
+        return cls(cores=cores, workers=num_workers, adaptive=num_workers > 0, threads=cores)
+
+    @property
+    def decode_bound_threads(self) -> int:
+        return max(1, self.cores - self.workers)
+
+    def update(self, waited_s: float, worked_s: float) -> float:
+        """Account one video (time waited for it, time spent on it); set the threads; return the time now."""
+        if self.adaptive:
+            self.wait_s = self.DECAY * self.wait_s + waited_s
+            self.work_s = self.DECAY * self.work_s + worked_s
+            total = self.wait_s + self.work_s
+            want = self.decode_bound_threads if total and self.wait_s / total > self.WAIT_SHARE else self.cores
+            if want != self.threads:
+                self.threads = want
+                torch.set_num_threads(want)
+        return time.perf_counter()
 
 
 def check_failures(rows: Sequence[IndexRow], max_failed_fraction: float) -> None:

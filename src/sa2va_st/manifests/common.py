@@ -182,14 +182,29 @@ def validate_special(doc: dict, schema: dict, label: str) -> None:
         validate(doc, schema, label)
 
 
+def objects_of(record: dict) -> int:
+    """How many object entries each frame of a video record holds: one per referred object (>= 1)."""
+    return max(1, len(record["anno_ids"]))
+
+
 def check_box_counts(records: list[dict], label: str) -> None:
+    """What the schema cannot say: one box entry per frame, and in each one entry per referred object."""
     for n, r in enumerate(records):
-        if r["boxes"] is not None and len(r["boxes"]) != len(r["frames"]):
+        if r["boxes"] is None:
+            continue
+        if len(r["boxes"]) != len(r["frames"]):
             raise _bad(
                 label,
                 f"records/{n}/boxes",
-                f"{len(r['boxes'])} boxes for {len(r['frames'])} frames (one per frame expected)",
+                f"{len(r['boxes'])} box entries for {len(r['frames'])} frames (one per frame expected)",
             )
+        for k, frame in enumerate(r["boxes"]):
+            if len(frame) != objects_of(r):
+                raise _bad(
+                    label,
+                    f"records/{n}/boxes/{k}",
+                    f"{len(frame)} object entries, the record refers to {objects_of(r)} object(s)",
+                )
 
 
 def check_per_frame(records: list[dict], label: str) -> None:
@@ -200,15 +215,17 @@ def check_per_frame(records: list[dict], label: str) -> None:
                 raise _bad(label, f"records/{n}/frames/{k}", f"{name!r} is not a non-empty string")
         if boxes is None:
             continue
-        if len(boxes) != len(frames):
-            raise _bad(
-                label, f"records/{n}/boxes", f"{len(boxes)} boxes for {len(frames)} frames (one per frame expected)"
-            )
-        for k, box in enumerate(boxes):
-            if box is not None and not (
-                isinstance(box, list) and len(box) == 4 and all(type(v) in (int, float) and 0 <= v <= 1 for v in box)
-            ):
-                raise _bad(label, f"records/{n}/boxes/{k}", f"{box!r} is not null or 4 numbers in [0, 1]")
+        for k, frame in enumerate(boxes):
+            if not isinstance(frame, list) or not frame:
+                raise _bad(label, f"records/{n}/boxes/{k}", f"{frame!r} is not a list with one entry per object")
+            for j, box in enumerate(frame):
+                if box is not None and not (
+                    isinstance(box, list)
+                    and len(box) == 4
+                    and all(type(v) in (int, float) and 0 <= v <= 1 for v in box)
+                ):
+                    raise _bad(label, f"records/{n}/boxes/{k}/{j}", f"{box!r} is not null or 4 numbers in [0, 1]")
+    check_box_counts(records, label)
 
 
 def _bad(label: str, where: str, message: str) -> AnnotationError:

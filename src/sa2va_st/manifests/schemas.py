@@ -13,10 +13,11 @@ from pathlib import Path
 import pyarrow as pa
 
 FORMAT = "sa2va_st.manifests"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: video boxes per frame and object; images carry the annotator's raw sentence
 
 # List children are named "element", as Parquet names them, so a table read back has exactly these types.
 BOX = pa.list_(pa.field("element", pa.float64()), 4)  # [x1, y1, x2, y2] normalised
+OBJECT_BOXES = pa.list_(pa.field("element", BOX))  # one entry per referred object: its box, or null
 STRINGS = pa.list_(pa.field("element", pa.string()))
 
 
@@ -39,6 +40,7 @@ IMAGE_SCHEMA = _schema(
         pa.field("sent_id", pa.int64(), nullable=False),
         pa.field("category_id", pa.int64(), nullable=True),
         pa.field("sentence", pa.string(), nullable=False),
+        pa.field("raw", pa.string(), nullable=False),
         pa.field("box", BOX, nullable=False),
     ],
 )
@@ -57,8 +59,9 @@ VIDEO_SCHEMA = _schema(
         pa.field("num_frames", pa.int64(), nullable=False),
         pa.field("width", pa.int64(), nullable=True),
         pa.field("height", pa.int64(), nullable=True),
-        pa.field("boxes", pa.list_(pa.field("element", BOX)), nullable=True),
+        pa.field("boxes", pa.list_(pa.field("element", OBJECT_BOXES)), nullable=True),
         pa.field("num_box_frames", pa.int64(), nullable=False),
+        pa.field("num_objects", pa.int64(), nullable=False),
         pa.field("obj_ids", STRINGS, nullable=False),
         pa.field("anno_ids", STRINGS, nullable=False),
         pa.field("type_id", pa.int64(), nullable=True),

@@ -78,6 +78,7 @@ def image_rows(doc: dict, data_root: str, listings: Listings, tally: Tally) -> d
             "sent_id": r["sent_id"],
             "category_id": r.get("category_id"),
             "sentence": r["sentence"],
+            "raw": r["raw"],
             "box": box,
         }
         for key, value in values.items():
@@ -108,7 +109,7 @@ def video_rows(doc: dict, data_root: str, listings: Listings, tally: Tally) -> d
             continue
         boxes = r["boxes"]
         has_masks = annotated and boxes is not None
-        box_frames = sum(b is not None for b in boxes) if boxes is not None else 0
+        box_frames = sum(any(b is not None for b in frame) for frame in boxes) if boxes is not None else 0
         type_id = r.get("type_id")
         if has_masks and box_frames == 0:
             if type_id == NO_TARGET_TYPE_ID:
@@ -136,6 +137,7 @@ def video_rows(doc: dict, data_root: str, listings: Listings, tally: Tally) -> d
             "height": r["height"],
             "boxes": boxes if has_masks else None,  # numbers checked by the schema; Arrow stores them as float64
             "num_box_frames": box_frames,
+            "num_objects": max(1, len(r["obj_ids"])),
             "obj_ids": list(r["obj_ids"]),
             "anno_ids": list(r["anno_ids"]),
             "type_id": type_id,

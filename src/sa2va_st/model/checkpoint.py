@@ -165,7 +165,7 @@ def save_trainable(model: Sa2vaSTModel, out_dir: str | os.PathLike, extra: dict[
 def load_trainable(
     folder: str | os.PathLike, *, vlm: str | os.PathLike | None = None, device: str | torch.device = "cpu"
 ) -> Sa2vaSTModel:
-    """Rebuild the model of a `save_trainable` folder and load its weights.
+    """Rebuild the model of a `save_trainable` folder and load its weights (in eval mode).
 
     ``vlm`` overrides the base model's location (the same checkpoint moved to a local folder).
     A hub id is loaded at the commit it resolved to when saved (pinned), if that was recorded.
@@ -201,7 +201,7 @@ def load_trainable(
                     fix="load with the base model the checkpoint was trained from",
                 )
             params[name].copy_(tensor.to(params[name].dtype))
-    return model
+    return model.eval()  # like a loaded export; a trainer calls .train()
 
 
 # ---------------------------------------------------------------------------------- export
@@ -267,7 +267,7 @@ def load_exported(folder: str | os.PathLike, *, device: str | torch.device = "cp
         if meta.get("adapter")
         else vlm.config.text_config.hidden_size
     )
-    projector = TemporalProjector(config.temporal.clip_dim, hidden, config.temporal.depth)
+    projector = TemporalProjector(config.temporal.clip_dim, hidden, config.temporal.dropout)
     projector.load_state_dict(_load_safetensors(folder / EXPORT_TEMPORAL))
     model = Sa2vaSTModel(config, vlm, processor, temporal_projector=projector)
     _check_tokens(model, meta["tokens"], folder / EXPORT_META)

@@ -9,8 +9,9 @@ checkpoint (``sa2va_st_model.json``), so a checkpoint says how to rebuild its mo
   ``from_pretrained`` either way. ``local_files_only`` ``None`` means: True for a folder (nothing
   goes online for it), the client's default for a hub id.
 - ``lora``: LoRA on the language model only (the vision tower has ``q_proj`` too; it stays frozen).
-- ``temporal``: the temporal projector, CLIP width ``clip_dim`` → LLM width, ``depth`` residual
-  blocks; ``num_tokens`` CLIP features (= placeholder tokens) per video.
+- ``temporal``: the temporal projector (upstream's architecture, sized by the LLM width), CLIP width
+  ``clip_dim`` → LLM width, ``dropout`` in its expansion; ``num_tokens`` CLIP features (=
+  placeholder tokens) per video.
 - ``train``: which non-LoRA parts train (upstream: projector, token embeddings, lm_head, temporal
   projector); everything else (vision tower, LLM weights) is frozen.
 - ``max_image_tiles``: InternVL's dynamic tiling of still images (1 = one tile); video frames are
@@ -97,12 +98,12 @@ class TemporalSettings:
 
     clip_dim: int = 1024  # ViT-H-14's embedding width (upstream's CLIP)
     num_tokens: int = 100  # two-digit frame tokens can address at most 100 features
-    depth: int = 2  # residual MLP blocks after the input projection
+    dropout: float = 0.1  # upstream's, after the projector's expansion
 
     def __post_init__(self) -> None:
         _int(self.clip_dim, "temporal.clip_dim", 1)
         _int(self.num_tokens, "temporal.num_tokens", 1, 100)
-        _int(self.depth, "temporal.depth", 0)
+        _number(self.dropout, "temporal.dropout", 0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Inference API: boxes per frame for an expression, a time window for a query; batched greedy decoding.
 
-- `ground_boxes(model, frames, expression)` → one box (``(x1, y1, x2, y2)`` normalised to [0, 1])
-  or ``None`` (the object is absent: ``<no_box>``) per frame, or a `ParseFailure` when the model's
-  text is not a valid answer. One frame is asked as an image (the image prompt; an answer with
-  several boxes gives its first one), several frames as a video (one entry per frame, the number of
-  entries must match).
+- `ground_boxes(model, frames, expression)` → per frame, the list of boxes (``(x1, y1, x2, y2)``
+  normalised to [0, 1]) of the referred objects visible there, one per object (``[]``: none is,
+  ``<no_box>``); or a `ParseFailure` when the model's text is not a valid answer. One frame is asked
+  as an image (the image prompt: one entry, its boxes), several frames as a video (one entry per
+  frame; the number of entries must match).
 - `ground_window(model, features, duration, query)` → ``(start_s, end_s)`` or a `ParseFailure`.
   ``features`` is a video's CLIP feature table ``(T, D)``; when ``T`` is not the model's
   ``num_tokens``, the evaluation rows of `sample_positions` are taken (one per bin, nearest the bin
@@ -27,7 +27,7 @@ import torch
 
 from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 from ..errors import ModelError
-from ..formats.boxes import Box, decode_boxes, decode_video_boxes
+from ..formats.boxes import Box, decode_boxes, decode_video_box_lists
 from ..formats.common import ParseFailure
 from ..formats.windows import decode_window_tokens, indices_to_window, sample_positions
 
@@ -87,8 +87,8 @@ def ground_boxes_batch(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     return_text: bool = False,
-) -> list[list[Box | None] | ParseFailure] | tuple[list, list[str]]:
-    """``[(frames, expression), ...]`` → per request one box or None per frame, or a `ParseFailure`.
+) -> list[list[list[Box]] | ParseFailure] | tuple[list, list[str]]:
+    """``[(frames, expression), ...]`` → per request the boxes of each frame, or a `ParseFailure`.
 
     Images and videos may be mixed; prompts of one kind (and, for videos, one frame count) are
     generated together. ``return_text=True`` also returns the raw answers.
@@ -112,14 +112,15 @@ def ground_boxes_batch(
             texts[i] = text
             if task == IMAGE_GROUNDING:
                 boxes = decode_boxes(text)
-                results[i] = boxes if isinstance(boxes, ParseFailure) else [boxes[0]]
+                results[i] = boxes if isinstance(boxes, ParseFailure) else [boxes]
             else:
-                results[i] = decode_video_boxes(text, n_frames=n)
+                results[i] = decode_video_box_lists(text, n_frames=n)
     return (results, texts) if return_text else results
 
 
-def ground_boxes(model: Any, frames: Any, expression: str, **kwargs: Any) -> list[Box | None] | ParseFailure:
-    """One box (or None) per frame for ``expression``, or a `ParseFailure`; see the module docstring."""
+def ground_boxes(model: Any, frames: Any, expression: str, **kwargs: Any) -> list[list[Box]] | ParseFailure:
+    """The boxes of ``expression``'s objects in each frame (``[]`` where none is visible), or a
+    `ParseFailure`; see the module docstring."""
     return ground_boxes_batch(model, [(frames, expression)], **kwargs)[0]
 
 

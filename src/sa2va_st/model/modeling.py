@@ -49,34 +49,48 @@ def effective_dtype(config: Sa2vaSTConfig, device: str | torch.device) -> torch.
     return torch.float32 if torch.device(device).type == "cpu" else TORCH_DTYPES[config.dtype]
 
 
-class ResidualMLPBlock(nn.Module):
-    """``x + W2 · gelu(W1 · LayerNorm(x))``: a pre-norm residual MLP block at width ``dim``."""
+class ResidualBlock(nn.Module):
+    """``x + GELU(LayerNorm(W x))`` at width ``dim``: one of the projector's residual blocks."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
+        self.linear = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
-        self.fc1 = nn.Linear(dim, dim)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(dim, dim)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (..., dim) -> (..., dim)
-        return hidden + self.fc2(self.act(self.fc1(self.norm(hidden))))
+        return hidden + self.act(self.norm(self.linear(hidden)))
 
 
 class TemporalProjector(nn.Module):
-    """CLIP features (B, N, clip_dim) → LLM input tokens (B, N, hidden_size).
+    """CLIP features (B, N, clip_dim) → LLM input tokens (B, N, H), H the LLM width: upstream's architecture.
 
-    LayerNorm first: the features are L2-normalised (entries about 1/sqrt(D)), the norm puts them
-    on a unit scale whatever D is; then a linear map to the LLM width and ``depth`` residual MLP
-    blocks (``depth = 0``: a linear projection).
+    Upstream (``spatial_temporal_mllm``) builds it for its 2048-wide LLM as Linear 1024→2048, three
+    residual blocks at 2048, Linear 2048→4096, LayerNorm, GELU, Dropout 0.1, Linear 4096→2048 and a
+    final LayerNorm, with no normalisation of the input. Here the same layers are sized by the LLM in
+    use: its widths 2048 and 4096 are H and 2H (H = 2048 gives upstream's projector exactly; the
+    InternVL3.5-4B default, H = 2560, a proportionally wider one)::
+
+        features (B, N, C)
+          -> Linear C→H                     (B, N, H)
+          -> 3 x [x + GELU(LN(Linear H→H x))] (B, N, H)
+          -> Linear H→2H, LN, GELU, Dropout (B, N, 2H)
+          -> Linear 2H→H, LN                (B, N, H)
     """
 
-    def __init__(self, clip_dim: int, hidden_size: int, depth: int) -> None:
+    NUM_BLOCKS = 3
+
+    def __init__(self, clip_dim: int, hidden_size: int, dropout: float = 0.1) -> None:
         super().__init__()
-        self.clip_dim, self.hidden_size, self.depth = int(clip_dim), int(hidden_size), int(depth)
-        self.norm = nn.LayerNorm(self.clip_dim)
-        self.proj = nn.Linear(self.clip_dim, self.hidden_size)
-        self.blocks = nn.ModuleList(ResidualMLPBlock(self.hidden_size) for _ in range(self.depth))
+        self.clip_dim, self.hidden_size = int(clip_dim), int(hidden_size)
+        wide = 2 * self.hidden_size
+        self.input = nn.Linear(self.clip_dim, self.hidden_size)
+        self.blocks = nn.ModuleList(ResidualBlock(self.hidden_size) for _ in range(self.NUM_BLOCKS))
+        self.expand = nn.Sequential(
+            nn.Linear(self.hidden_size, wide), nn.LayerNorm(wide), nn.GELU(), nn.Dropout(dropout)
+        )
+        self.output = nn.Linear(wide, self.hidden_size)
+        self.norm = nn.LayerNorm(self.hidden_size)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.shape[-1] != self.clip_dim:
@@ -85,10 +99,10 @@ class TemporalProjector(nn.Module):
                 key="model.temporal.clip_dim",
                 fix="extract the features with the CLIP model the model was configured for, or set clip_dim",
             )
-        hidden = self.proj(self.norm(features))  # (B, N, H)
+        hidden = self.input(features)  # (B, N, H)
         for block in self.blocks:
-            hidden = block(hidden)
-        return hidden
+            hidden = block(hidden)  # (B, N, H)
+        return self.norm(self.output(self.expand(hidden)))  # (B, N, 2H) -> (B, N, H)
 
 
 @dataclass
@@ -167,7 +181,7 @@ class Sa2vaSTModel(nn.Module):
         )
         hidden = self.internvl.config.text_config.hidden_size
         self.temporal_projector = temporal_projector or TemporalProjector(
-            config.temporal.clip_dim, hidden, config.temporal.depth
+            config.temporal.clip_dim, hidden, config.temporal.dropout
         )
         self.temporal_projector.to(device=self.device, dtype=self.dtype)
         image_token_id = self.internvl.config.image_token_id

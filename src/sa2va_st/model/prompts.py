@@ -16,10 +16,11 @@ first in the first user turn, then the task token and the question:
       <|im_start|>user\\n<img><IMG_CONTEXT>×(S·tiles)</img>\\n<SPATIAL> Please give the bounding box of: {sentence}<|im_end|>\\n
       <|im_start|>assistant\\n{answer}<|im_end|>\\n<|im_start|>user\\n<SPATIAL> Please give ...
 
-- video (frames one tile each, InternVL's own video layout)::
+- video (one item = one clip with up to 5 expressions, one turn per expression over the same frames;
+  frames one tile each, InternVL's own video layout)::
 
       <|im_start|>user\\nFrame1: <img>…</img>\\nFrame2: <img>…</img>…\\n<SPATIAL> Please give the bounding box in every frame of: {sentence}<|im_end|>\\n
-      <|im_start|>assistant\\n{answer}<|im_end|>
+      <|im_start|>assistant\\n{answer}<|im_end|>\\n<|im_start|>user\\n<SPATIAL> Please give ...
 
 - temporal::
 
@@ -196,24 +197,36 @@ class Sa2vaSTProcessor:
             return self._encode_temporal(item, with_answer)
         raise ModelError(f"unknown task {task!r}", key="task", fix=f"items come from the datasets: one of {TASKS}")
 
-    def _encode_image(self, item: Mapping[str, Any], with_answer: bool) -> EncodedSample:
-        image = item["image"]
+    def _turns(self, item: Mapping[str, Any], with_answer: bool) -> tuple[list[str], list[str] | None]:
+        """An item's sentences (a list, or one ``sentence``) and, for training, its answers (one per sentence)."""
         sentences = item.get("sentences")
         if sentences is None:
             sentences = [self._sentence(item)]
         sentences = [" ".join(str(s).split()) for s in sentences]
         if not sentences:
-            raise ModelError("an image item has no sentences", key="sentences")
-        answers = list(item["answers"]) if with_answer else None
-        if answers is None and len(sentences) != 1:
-            raise ModelError(
-                f"a generation prompt asks one question, got {len(sentences)} sentences",
-                key="sentences",
-                fix="make one item per expression (sentences=[expression])",
-            )
-        if answers is not None and len(answers) != len(sentences):
+            raise ModelError("an item has no sentences", key="sentences")
+        if not with_answer:
+            if len(sentences) != 1:
+                raise ModelError(
+                    f"a generation prompt asks one question, got {len(sentences)} sentences",
+                    key="sentences",
+                    fix="make one item per expression (sentences=[expression])",
+                )
+            return sentences, None
+        answers = list(item["answers"]) if "answers" in item else [item.get("answer")]
+        if len(answers) != len(sentences):
             raise ModelError(f"{len(sentences)} sentences but {len(answers)} answers", key="answers")
-        pixels, tiles = self._pixels([image], self.max_image_tiles)
+        if any(answer is None for answer in answers):
+            raise ModelError(
+                "this item has no answer (a split without masks)",
+                key="answers",
+                fix="use such splits for evaluation only (with_answer=False)",
+            )
+        return sentences, answers
+
+    def _encode_image(self, item: Mapping[str, Any], with_answer: bool) -> EncodedSample:
+        sentences, answers = self._turns(item, with_answer)
+        pixels, tiles = self._pixels([item["image"]], self.max_image_tiles)
         questions = [IMAGE_QUESTION.format(sentence=s) for s in sentences]
         ids, labels = self._conversation(self._image_run(tiles[0]), questions, answers)
         return EncodedSample(IMAGE_GROUNDING, ids, labels, pixel_values=pixels)
@@ -222,21 +235,15 @@ class Sa2vaSTProcessor:
         frames = item["frames"]  # (n, 3, H, W) uint8
         if frames.ndim != 4:
             raise ModelError(f"video frames must be (n, 3, H, W), got {tuple(frames.shape)}", key="frames")
+        sentences, answers = self._turns(item, with_answer)
         pixels, _ = self._pixels(list(frames), 1)
         visual: list[int] = []
         for i in range(frames.shape[0]):
             if i:
                 visual += self._text("\n")
             visual += self._text(f"Frame{i + 1}: ") + self._image_run(1)
-        answer = item.get("answer") if with_answer else None
-        if with_answer and answer is None:
-            raise ModelError(
-                "this video item has no answer (a split without masks)",
-                key="answer",
-                fix="use such splits for evaluation only (with_answer=False)",
-            )
-        question = VIDEO_QUESTION.format(sentence=self._sentence(item))
-        ids, labels = self._conversation(visual, [question], None if answer is None else [answer])
+        questions = [VIDEO_QUESTION.format(sentence=s) for s in sentences]
+        ids, labels = self._conversation(visual, questions, answers)  # every turn over the same frames
         return EncodedSample(VIDEO_GROUNDING, ids, labels, pixel_values=pixels)
 
     def _encode_temporal(self, item: Mapping[str, Any], with_answer: bool) -> EncodedSample:

@@ -49,7 +49,6 @@ from .config import resolve_source
 
 log = logging.getLogger(__name__)
 
-OBJECT_ID = 1  # the one object a video session tracks (one referring expression at a time)
 DTYPES = {
     "fp32": torch.float32,
     "float32": torch.float32,
@@ -232,6 +231,8 @@ def check_boxes(boxes: Any, name: str = "boxes") -> torch.Tensor:
         tensor = torch.as_tensor(np.asarray(boxes, dtype=np.float64))
     except (TypeError, ValueError) as error:
         raise ModelError(f"{name} must be a (K, 4) array of numbers: {error}", key=name) from error
+    if tensor.numel() == 0:  # no box at all ([] or an empty (0, 4) array)
+        return torch.zeros((0, 4), dtype=torch.float64)
     if tensor.ndim != 2 or tensor.shape[1] != 4:
         raise ModelError(
             f"{name} must have shape (K, 4), got {tuple(tensor.shape)}",
@@ -255,7 +256,10 @@ def check_frames(frames: Any) -> torch.Tensor:
 
 
 def check_key_frame_boxes(key_frame_boxes: Any, num_frames: int) -> dict[int, torch.Tensor]:
-    """{frame index: (4,) float64 box} for the key frames that have a box (None entries dropped), sorted."""
+    """{frame index: (K, 4) float64 boxes} for the key frames with at least one box, sorted.
+
+    A value may be one box (four numbers), a list of boxes (one per object), or None / [] (no box:
+    ``<no_box>``; dropped)."""
     if not isinstance(key_frame_boxes, Mapping):
         raise ModelError(
             f"key_frame_boxes must be a mapping frame index -> box or None, got {type(key_frame_boxes).__name__}",
@@ -271,10 +275,35 @@ def check_key_frame_boxes(key_frame_boxes: Any, num_frames: int) -> dict[int, to
                 key=f"key_frame_boxes[{int(index)}]",
                 fix="key frame indices index into `frames` (0 .. T-1)",
             )
-        if box is None:
+        if box is None or (isinstance(box, (list, tuple)) and len(box) == 0):
             continue
-        prompts[int(index)] = check_boxes([box], f"key_frame_boxes[{int(index)}]")[0]  # exactly one box
+        flat = np.asarray(box, dtype=object)
+        boxes = [box] if flat.ndim == 1 and len(flat) == 4 and not isinstance(flat[0], (list, tuple)) else box
+        checked = check_boxes(boxes, f"key_frame_boxes[{int(index)}]")  # (K, 4)
+        if checked.shape[0]:
+            prompts[int(index)] = checked
     return dict(sorted(prompts.items()))
+
+
+def video_objects(prompts: Mapping[int, torch.Tensor]) -> dict[int, dict[int, torch.Tensor]]:
+    """{object id: {frame index: (4,) box}}: which boxes of the key frames are one object for SAM2.
+
+    An answer lists a frame's objects in one order, so when every prompted frame has the same number
+    of boxes, the k-th box of each is object k. Otherwise (an object absent from some key frames) the
+    boxes cannot be paired safely, and each box becomes an object of its own: SAM2 tracks each from its
+    own frame, and the union of their masks is the expression's mask either way.
+    """
+    counts = {boxes.shape[0] for boxes in prompts.values()}
+    objects: dict[int, dict[int, torch.Tensor]] = {}
+    if len(counts) == 1:
+        for frame, boxes in prompts.items():
+            for k, box in enumerate(boxes):
+                objects.setdefault(k + 1, {})[frame] = box
+        return objects
+    for frame, boxes in prompts.items():
+        for box in boxes:
+            objects[len(objects) + 1] = {frame: box}
+    return objects
 
 
 def _pixel_boxes(boxes: torch.Tensor, height: int, width: int) -> list[list[float]]:
@@ -345,15 +374,24 @@ class Sam2Segmenter:
         masks = self.processor.post_process_masks(low_res, inputs["original_sizes"])[0]  # (K, 1, H, W) bool
         return masks[:, 0]
 
+    def expression_mask(self, image: Any, boxes: Any) -> torch.Tensor:
+        """bool (H, W): the mask of an expression whose objects have these boxes, the union of their masks
+        (all False without a box)."""
+        masks = self.segment_image(image, boxes)  # (K, H, W)
+        return masks.any(dim=0) if masks.shape[0] else torch.zeros(masks.shape[1:], dtype=torch.bool)
+
     @torch.inference_mode()
     def segment_video(self, frames: Any, key_frame_boxes: Mapping[int, Any]) -> torch.Tensor:
-        """bool masks (T, H, W) of one object: key-frame boxes prompt SAM2, its memory carries them to every frame.
+        """bool masks (T, H, W) of one expression: key-frame boxes prompt SAM2, its memory carries them to
+        every frame, and the expression's mask is the union of its objects' masks.
 
-        `frames` (T, 3, H, W) uint8; `key_frame_boxes` {frame index: normalised box, or None where the
-        grounding answer was ``<no_box>``}. Order, as in SAM2's own video predictor:
+        `frames` (T, 3, H, W) uint8; `key_frame_boxes` {frame index: the normalised box(es) of the
+        expression's objects there (one box, or a list of them), or None / [] where the grounding
+        answer was ``<no_box>``}. Each object (`video_objects`) is tracked on its own, as SAM2 tracks
+        several objects in one session. Order, as in SAM2's own video predictor:
 
-        1. each key frame with a box is a *conditioning frame*: its box prompts the decoder on that
-           frame alone (no memory), and its mask, memory and object pointer are stored;
+        1. each key frame with a box is a *conditioning frame*: its boxes prompt the decoder on that
+           frame alone (no memory), and each object's mask, memory and object pointer are stored;
         2. forward propagation from the first key frame to the last frame: every other frame attends
            to the memories of all conditioning frames and of the frames tracked just before it;
            key frames keep their prompted output;
@@ -376,17 +414,20 @@ class Sam2Segmenter:
             video_storage_device="cpu",  # preprocessed frames wait on the host, one at a time on the device
             dtype=self.dtype,
         )
-        for frame_idx, box in prompts.items():
+        objects = video_objects(prompts)
+        for frame_idx in prompts:
+            ids = [obj for obj, boxes in objects.items() if frame_idx in boxes]
+            stacked = torch.stack([objects[obj][frame_idx] for obj in ids])  # (K_t, 4)
             self.processor.add_inputs_to_inference_session(
                 inference_session=session,
                 frame_idx=frame_idx,
-                obj_ids=OBJECT_ID,
-                input_boxes=[_pixel_boxes(box[None], height, width)],  # [[x1, y1, x2, y2]] in px
+                obj_ids=ids,
+                input_boxes=[_pixel_boxes(stacked, height, width)],  # [[[x1, y1, x2, y2] per object]] in px
             )
             self.video_model(inference_session=session, frame_idx=frame_idx)  # conditioning output
 
         first = next(iter(prompts))
-        logits: dict[int, torch.Tensor] = {}  # frame -> (1, 1, S/4, S/4)
+        logits: dict[int, torch.Tensor] = {}  # frame -> (objects, 1, S/4, S/4)
         for output in self.video_model.propagate_in_video_iterator(session, start_frame_idx=first):
             logits[int(output.frame_idx)] = output.pred_masks
         if first > 0:
@@ -398,6 +439,8 @@ class Sam2Segmenter:
                 fix="report it with the transformers version",
             )
 
-        stacked = torch.cat([logits[t] for t in range(num_frames)]).float().cpu()  # (T, 1, S/4, S/4)
-        masks = self.processor.post_process_masks([stacked], original_sizes=[[height, width]])[0]  # (T, 1, H, W)
-        return masks[:, 0]
+        per_object = torch.stack([logits[t] for t in range(num_frames)]).float().cpu()  # (T, objects, 1, h, w)
+        t_, o_ = per_object.shape[:2]
+        flat = per_object.reshape(t_ * o_, *per_object.shape[2:])  # (T * objects, 1, h, w)
+        masks = self.processor.post_process_masks([flat], original_sizes=[[height, width]])[0]  # (T*objects, 1, H, W)
+        return masks[:, 0].reshape(t_, o_, height, width).any(dim=1)  # the union of the objects' masks

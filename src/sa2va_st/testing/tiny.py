@@ -235,7 +235,7 @@ def tiny_model_config(vlm_dir: str | os.PathLike, **changes: Any) -> Sa2vaSTConf
         dtype="fp32",
         max_image_tiles=1,
         lora=LoraSettings(r=8, alpha=16, dropout=0.0),
-        temporal=TemporalSettings(clip_dim=TINY_CLIP_DIM, num_tokens=100, depth=2),
+        temporal=TemporalSettings(clip_dim=TINY_CLIP_DIM, num_tokens=100),
     )
     return base.with_changes(**changes) if changes else base
 

@@ -47,7 +47,7 @@ from .video_refer import MEVIS_PARTS_STEM, RVOS_ARCHIVE, build_video_refer
 from .videos import encode_mp4, plan_record, read_back_rotation
 
 GENERATOR_NAME = "sa2va_st.synthetic"
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: ReVOS has multi-object expressions
 WORLD_JSON = "world.json"
 
 SA2VA_REPO_ID = "Dense-World/Sa2VA-Training"

@@ -389,7 +389,8 @@ def absent_description(rng: np.random.Generator, clip: VideoClip) -> tuple[str, 
 def revos_expressions(
     rng: np.random.Generator, clip: VideoClip, with_no_target: bool, ghost_anno_id: int
 ) -> tuple[dict[str, dict], list[dict | None] | None]:
-    """Referring (type 0), reasoning (type 1) and optionally one no-target (type 2) expression.
+    """Referring (type 0, per object and, with two or more objects, one naming two), reasoning (type 1) and
+    optionally one no-target (type 2) expression.
 
     A no-target expression points at a ghost object (obj_id one past the real
     ones) whose anno_id has a mask list of nulls only: empty in every frame.
@@ -399,6 +400,16 @@ def revos_expressions(
         expressions.append({"exp": describe(o), "obj_id": [o.obj_id], "anno_id": [o.anno_id], "type_id": 0})
         expressions.append(
             {"exp": REASONING_BY_KIND[o.kind], "obj_id": [o.obj_id], "anno_id": [o.anno_id], "type_id": 1}
+        )
+    if len(clip.objects) >= 2:  # ReVOS expressions may refer to several objects too
+        first, second = clip.objects[0], clip.objects[1]
+        expressions.append(
+            {
+                "exp": f"the {first.colour} {first.kind} and the {second.colour} {second.kind}",
+                "obj_id": [first.obj_id, second.obj_id],
+                "anno_id": [first.anno_id, second.anno_id],
+                "type_id": 0,
+            }
         )
     ghost_masks = None
     if with_no_target:
