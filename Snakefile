@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/unpack.smk"
@@ -16,6 +19,9 @@ include: "workflow/rules/inventory.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/special_jsons.smk"
 include: "workflow/rules/manifests.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -25,3 +31,7 @@ rule all:
         rules.extract_clip_features.input,
         rules.special_jsons.output,
         rules.manifests.input,
+        rules.train.output,
+        rules.train_answers.output,
+        rules.evaluate.input,
+        rules.report.output,

@@ -1,7 +1,8 @@
 """Run the pipeline on the synthetic world (what `make demo` does).
 
 Extra arguments go to snakemake, e.g. `scripts/demo.py -n` for a dry run or
-`scripts/demo.py prepare_data` for one target.
+`scripts/demo.py prepare_data` for one target. Without any, it runs the whole DAG (rule all) and then
+`snakemake --report results/report.html`.
 """
 
 import argparse
@@ -24,7 +25,12 @@ def main() -> int:
         help="port of the local hub server",
     )
     args, rest = parser.parse_known_args()
-    return run_demo(REPO, args.dir.resolve(), args.port, rest)  # no target: snakemake's default, rule all
+    status = run_demo(REPO, args.dir.resolve(), args.port, rest)  # no target: snakemake's default, rule all
+    if status == 0 and not rest:  # the whole DAG ran: wrap its outputs in Snakemake's report
+        status = run_demo(REPO, args.dir.resolve(), args.port, ["--report", "results/report.html"])
+        if status == 0:
+            print(f"demo: open {args.dir.resolve() / 'results' / 'report' / 'index.html'} (or results/report.html)")
+    return status
 
 
 if __name__ == "__main__":

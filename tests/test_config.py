@@ -166,3 +166,19 @@ def test_training_repeats_default_to_upstream_and_overrides_are_checked():
         with pytest.raises(ConfigError) as error:
             validate_config(with_change("training.repeats", value), SCHEMA)
         assert error.value.key == key, str(error.value)
+
+
+def test_nested_command_line_values_are_read_as_the_schema_wants():
+    """Snakemake passes `--config training='{processes: 3}' start_over=true` as strings: they are read as
+    YAML where the schema wants a number or a boolean, and stay strings where it wants a string."""
+    config = copy.deepcopy(DEFAULT)
+    config["start_over"] = "true"
+    config["training"] = {**config["training"], "processes": "3", "lr": "1e-4", "betas": ["0.8", "0.9"]}
+    config["work_dir"] = "123"
+    validated = validate_config(config, SCHEMA)
+    assert validated["start_over"] is True and validated["training"]["processes"] == 3
+    assert validated["training"]["lr"] == 1e-4 and validated["training"]["betas"] == [0.8, 0.9]
+    assert validated["work_dir"] == "123"
+    config["training"]["processes"] = "three"
+    with pytest.raises(ConfigError, match="training.processes"):
+        validate_config(config, SCHEMA)

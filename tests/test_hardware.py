@@ -109,6 +109,45 @@ def test_shards_ask_for_a_gpu_only_where_the_node_has_gpus(tmp_path):
     assert "--device auto" in gpus  # each shard claims its own GPU
 
 
+def train_block(output: str) -> tuple[str, str]:
+    """The train job's resources and shell command in a dry run."""
+    block = output.split("rule train:")[1]
+    resources = re.search(r"resources: (.*)", block).group(1)
+    command = re.search(r"^Shell command: (.*)$", block, flags=re.M).group(1)
+    return resources, command
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("visible", "processes", "gpus"),
+    [("", "1", "0"), ("0,1,2,3,4,5,6,7", "8", "8"), ("1", "1", "1")],
+)
+def test_train_runs_torchrun_with_one_process_per_visible_gpu(tmp_path, visible, processes, gpus):
+    """`snakemake -n train` on the default config: torchrun (c10d) starts one rank per GPU the node shows
+    (CUDA_VISIBLE_DEVICES=1: that GPU only), and the job asks for as many GPUs; a CPU-only node runs one."""
+    output = dry_run(tmp_path, "train", env=dict(os.environ, CUDA_VISIBLE_DEVICES=visible))
+    resources, command = train_block(output)
+    assert "torchrun --nnodes 1 --nproc-per-node " + processes + " --rdzv-backend c10d" in command
+    assert f"gpu={gpus}" in resources and "nodes=1" in resources and "runtime=" in resources
+    assert "scripts/train.py run" in command and "deepspeed/zero2.json" in command
+    assert '"lr": 4e-05' in command and '"gradient_accumulation": 4' in command  # every hyper-parameter
+    assert "--start-over" not in command
+
+
+@pytest.mark.slow
+def test_train_processes_and_start_over_from_the_config(tmp_path):
+    output = dry_run(
+        tmp_path,
+        "train",
+        "--config",
+        "start_over=true",
+        "training={processes: 3, deepspeed: zero3}",  # nested values reach the schema as strings
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+    )
+    _, command = train_block(output)
+    assert "--nproc-per-node 3" in command and "deepspeed/zero3.json" in command and "--start-over" in command
+
+
 # ----------------------------------------------------------------------------- one way to run a job's Python
 
 FAKE_CONDA = """#!/bin/sh

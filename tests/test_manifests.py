@@ -8,7 +8,6 @@ import math
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import jsonschema
@@ -19,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import SYNTHETIC_LABEL
 from sa2va_st.annotations.special_jsons import FORMAT_VERSION
 from sa2va_st.errors import ManifestError
 from sa2va_st.features.timing import feature_count
@@ -36,7 +36,7 @@ from sa2va_st.manifests import (
 
 REPO = Path(__file__).resolve().parents[1]
 SHA = "0" * 64
-LABEL = "tiny-vit_tiny_clip"
+LABEL = SYNTHETIC_LABEL  # conftest's synthetic_build writes its features under this label
 COCO = "refer_seg/coco2014/train2014"
 
 
@@ -757,44 +757,6 @@ def test_script_builds_and_reports_errors_cleanly(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- a synthetic world, end to end
-
-
-@pytest.fixture(scope="module")
-def synthetic_build(tmp_path_factory) -> dict:
-    """special_jsons and every manifest of the synthetic world (features: zeros of the right length)."""
-    from sa2va_st.annotations import build_special_jsons
-    from sa2va_st.features.decode import probe_video
-    from sa2va_st.features.pipeline import IndexRow, write_index
-    from sa2va_st.testing.sample_tree import synthetic_data_root
-    from sa2va_st.testing.world import generate_world
-
-    tmp_path = tmp_path_factory.mktemp("synthetic_build")
-    world = generate_world(tmp_path / "world", seed=0)
-    root = synthetic_data_root(tmp_path / "world", tmp_path / "data")
-    videos = {"charades": root / "temporal/Charades/videos", "didemo": root / "temporal/didemo/videos"}
-    with zipfile.ZipFile(tmp_path / "world/static/charades/Charades_v1_480.zip") as archive:
-        for info in archive.infolist():
-            if info.filename.endswith(".mp4"):
-                target = videos["charades"] / Path(info.filename).name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.read(info))
-    shutil.copytree(tmp_path / "world/manual/didemo_videos", videos["didemo"])
-    special = build_special_jsons(root, tmp_path / "special_jsons")
-    fps = 10.0
-    for dataset, folder in videos.items():  # features of the right length for each video's measured duration
-        out = root / f"clip_features/{dataset}/{LABEL}/fps10"
-        out.mkdir(parents=True)
-        rows = []
-        for path in sorted(folder.glob("*.mp4")):
-            probe = probe_video(path)
-            T = feature_count(probe.duration_s, fps)
-            np.save(out / f"{path.stem}.npy", np.zeros((T, 8), dtype=np.float16))
-            rows.append(IndexRow(path.stem, T, fps, probe.duration_s, probe.source_fps, probe.frame_count, "ok"))
-        write_index(rows, out / "index.parquet")
-
-    spatial = build_spatial_manifests(tmp_path / "special_jsons", root, tmp_path / "manifests")
-    temporal = build_temporal_manifests(tmp_path / "special_jsons", root, LABEL, fps, tmp_path / "manifests")
-    return {"tmp": tmp_path, "world": world, "root": root, "special": special, "spatial": spatial, "temporal": temporal}
 
 
 def test_manifests_of_a_generated_synthetic_tree(synthetic_build) -> None:

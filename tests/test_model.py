@@ -25,7 +25,7 @@ from sa2va_st.model import checkpoint
 from sa2va_st.model.config import Sa2vaSTConfig, TrainSettings
 from sa2va_st.model.inference import ground_boxes_batch
 from sa2va_st.model.modeling import Sa2vaSTModel
-from sa2va_st.model.prompts import IGNORE_INDEX, IM_END, MODEL_TOKENS, TEMPORAL_CONTEXT_TOKEN
+from sa2va_st.model.prompts import IGNORE_INDEX, IM_END, MODEL_TOKENS, TEMPORAL_CONTEXT_TOKEN, Sa2vaSTProcessor
 from sa2va_st.testing.tiny import TINY_CLIP_DIM, save_tiny_preset, tiny_model_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -298,6 +298,44 @@ def test_labels_are_the_answers_and_end_of_turn_only(model):
     assert BOX_SEP_TOKEN in items[1]["answers"][2] and items[1]["answers"][2] in text
 
 
+def truncating(model: Sa2vaSTModel, max_length: int) -> Sa2vaSTProcessor:
+    return Sa2vaSTProcessor(model.hf_processor, num_tokens=N, max_length=max_length)
+
+
+def test_a_long_sample_loses_whole_turns_from_the_end_and_keeps_its_answers(model):
+    item = image_item(0)  # two turns
+    full = model.processor.encode(item)
+    first_only = model.processor.encode(dict(item, sentences=item["sentences"][:1], answers=item["answers"][:1]))
+    cut = truncating(model, len(full.input_ids) - 1).encode(item)
+    assert cut.input_ids == first_only.input_ids and cut.labels == first_only.labels
+    assert cut.meta == {"turns": 1, "dropped_turns": 1}
+    answer = model.tokenizer.decode([t for t in cut.labels if t != IGNORE_INDEX])
+    assert item["answers"][0] in answer and item["answers"][1] not in answer
+    assert truncating(model, len(full.input_ids)).encode(item).input_ids == full.input_ids  # fits: untouched
+
+
+def test_a_sample_whose_first_answer_cannot_fit_is_refused_by_name(model):
+    from sa2va_st.errors import SampleTooLongError
+
+    item = temporal_item(0)
+    length = len(model.processor.encode(item).input_ids)
+    with pytest.raises(SampleTooLongError, match="training.max_length|max_length"):
+        truncating(model, length - 1).encode(item)
+
+
+def test_the_training_collator_counts_and_names_skipped_samples(model):
+    from sa2va_st.training.data import TrainingCollator
+
+    long_item = dict(temporal_item(0), dataset="charades", split="train", id="q-long", sentence="a " * 200)
+    short_item = dict(temporal_item(1), dataset="charades", split="train", id="q-short")
+    limit = len(model.processor.encode(short_item).input_ids)
+    batch = TrainingCollator(truncating(model, limit))([long_item, short_item])
+    assert batch["ids"] == ["charades/train:q-short"] and batch["skipped"] == ["charades/train:q-long"]
+    assert batch["skipped_per_task"][TEMPORAL_GROUNDING] == 1 and batch["input_ids"].shape[0] == 1
+    empty = TrainingCollator(truncating(model, limit))([long_item])
+    assert empty["empty"] and empty["skipped"] == ["charades/train:q-long"]
+
+
 def test_temporal_tokens_land_at_the_placeholders(model):
     batch = model.processor([image_item(0), temporal_item(0), temporal_item(1)][1:])
     ids = batch["input_ids"]
@@ -438,6 +476,25 @@ def test_a_collated_dataset_batch_is_accepted(model, tmp_path):
             assert torch.isfinite(out.loss) and set(out.task_losses) == {batch["task"]}
             seen.add(batch["task"])
     assert seen == {IMAGE_GROUNDING, TEMPORAL_GROUNDING}
+
+
+def test_per_task_losses_are_tensors_that_add_up_to_the_loss(model):
+    """A mixed batch: the per-task sums and token counts (tensors, no host sync) give the batch loss and,
+    task by task, what the task's own rows give alone."""
+    image, temporal = BATCHES[IMAGE_GROUNDING](), BATCHES[TEMPORAL_GROUNDING]()
+    model.eval()  # no dropout: the two forwards must compute the same thing
+    with torch.no_grad():
+        mixed = model(**model.processor(image + temporal))
+        alone = {
+            task: model(**model.processor(items))
+            for task, items in ((IMAGE_GROUNDING, image), (TEMPORAL_GROUNDING, temporal))
+        }
+    assert isinstance(mixed.task_loss_sums, torch.Tensor) and not mixed.task_loss_sums.requires_grad
+    total = float(mixed.task_loss_sums.sum() / mixed.task_tokens.sum())
+    assert total == pytest.approx(float(mixed.loss), rel=1e-5)
+    assert set(mixed.task_losses) == {IMAGE_GROUNDING, TEMPORAL_GROUNDING}
+    for task, out in alone.items():
+        assert mixed.task_losses[task] == pytest.approx(float(out.loss), rel=1e-4)
 
 
 def test_left_padding_gives_the_same_hidden_states_as_no_padding(model):

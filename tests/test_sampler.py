@@ -309,3 +309,86 @@ def test_properties_over_random_mixes(entries, world_size, batch_size, epoch, se
     for s in samplers:
         s.set_epoch(epoch, start_batch=k)
     assert global_batches(samplers) == batches[k:]
+
+
+# ----------------------------------------------------------------------------- accumulation and length grouping
+
+
+def step_slices(world_size: int, accumulation: int, batch_size: int = 2, **kwargs) -> list[list[list[int]]]:
+    """Per optimizer step, its micro-batches in global slice order (micro-step k, rank r → slice k * world + r)."""
+    samplers = [
+        TaskGroupedBatchSampler(
+            MIX, batch_size=batch_size, accumulation=accumulation, world_size=world_size, rank=r, **kwargs
+        )
+        for r in range(world_size)
+    ]
+    per_rank = [list(s) for s in samplers]
+    assert len({len(p) for p in per_rank}) == 1
+    assert len(per_rank[0]) == samplers[0].batches_per_epoch * accumulation == len(samplers[0])
+    steps = []
+    for step in range(samplers[0].batches_per_epoch):
+        slices = []
+        for k in range(accumulation):
+            slices += [per_rank[r][step * accumulation + k] for r in range(world_size)]
+        steps.append(slices)
+    return steps
+
+
+def test_a_step_has_the_same_micro_batches_on_2_ranks_x_2_and_1_rank_x_4():
+    """The split of an optimizer step into ranks and accumulation changes which process runs a slice,
+    never which samples a slice holds: a 2-rank run resumes on 1 rank with the same gradients."""
+    two = step_slices(2, 2)
+    one = step_slices(1, 4)
+    assert two == one
+    for slices in one:
+        flat = sum(slices, [])
+        assert len(flat) == 8 and len({TaskGroupedBatchSampler(MIX, batch_size=8).task_of(i) for i in flat}) == 1
+    assert (
+        TaskGroupedBatchSampler(MIX, batch_size=2, accumulation=4).fingerprint()
+        == TaskGroupedBatchSampler(MIX, batch_size=2, accumulation=2, world_size=2, rank=1).fingerprint()
+    )
+
+
+def test_resume_with_accumulation_skips_whole_steps():
+    s = TaskGroupedBatchSampler(MIX, batch_size=2, accumulation=3)
+    s.set_epoch(1)
+    full = list(s)
+    s.set_epoch(1, start_batch=4)
+    assert len(s) == (s.batches_per_epoch - 4) * 3
+    assert list(s) == full[4 * 3 :]
+
+
+def padding_fraction(batches: list[list[int]], lengths: np.ndarray) -> float:
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    return 1.0 - sum(lengths[b].sum() for b in batches) / padded
+
+
+def test_length_grouping_keeps_the_samples_and_cuts_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20, 400, size=sum(n for _, _, n in MIX)).astype(float)
+    plain = TaskGroupedBatchSampler(MIX, batch_size=2, seed=3)
+    grouped = TaskGroupedBatchSampler(MIX, batch_size=2, seed=3, lengths=lengths, group_window=8)
+    for epoch in range(3):
+        plain.set_epoch(epoch)
+        grouped.set_epoch(epoch)
+        a, b = list(plain), list(grouped)
+        assert sorted(sum(a, [])) == sorted(sum(b, []))  # the same samples; only their grouping changes
+        assert all(len({grouped.task_of(i) for i in batch}) == 1 for batch in b)
+        assert padding_fraction(b, lengths) <= 0.5 * padding_fraction(a, lengths)
+    assert plain.fingerprint() != grouped.fingerprint()
+    other = TaskGroupedBatchSampler(MIX, batch_size=2, seed=3, lengths=lengths[::-1].copy(), group_window=8)
+    assert other.fingerprint() != grouped.fingerprint()  # the lengths define the order too
+
+
+def test_length_grouping_batches_still_change_every_epoch():
+    lengths = np.arange(sum(n for _, _, n in MIX), dtype=float)
+    s = TaskGroupedBatchSampler(MIX, batch_size=2, lengths=lengths, group_window=4)
+    s.set_epoch(0)
+    first = list(s)
+    s.set_epoch(1)
+    assert list(s) != first
+
+
+def test_lengths_must_cover_the_index_space():
+    with pytest.raises(SamplerError, match="lengths"):
+        TaskGroupedBatchSampler(MIX, batch_size=2, lengths=[1.0, 2.0])

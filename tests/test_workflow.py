@@ -223,3 +223,66 @@ def test_demo_config_builds_the_tiny_model_from_its_folders(demo_run, monkeypatc
     )
     segmenter = load_sam2(config["model"]["sam2"])
     assert not any(p.requires_grad for p in segmenter.image_model.parameters())
+
+
+def test_demo_trains_with_two_ranks_rotates_checkpoints_and_learns(demo_run):
+    """`make demo` trains through torchrun with two CPU ranks: checkpoints rotate to save_total_limit,
+    every task's held-out loss falls (tiny splits: it overfits late), and the model answers its training samples through the
+    inference API far above chance (the >= 90% target of issue 11 is not reached by video yet:
+    docs/training.md, "The demo")."""
+    from sa2va_st.demo import DEMO_TRAINING
+    from sa2va_st.training.metrics_log import read_metrics
+
+    demo_dir, _, first, _ = demo_run
+    assert first == 0
+    run = demo_dir / "results" / "train" / "work"
+    assert (run / "model").is_dir()
+    records = read_metrics(run / "metrics.jsonl")
+    held_out = [r for r in records if r["event"] == "held_out"]
+    assert len(held_out) >= 2
+    for task, loss in held_out[-1]["loss"].items():  # falls (and at its lowest, below half the start)
+        assert loss < held_out[0]["loss"][task], task
+        assert min(r["loss"][task] for r in held_out) < 0.5 * held_out[0]["loss"][task], task
+    checkpoints = sorted(p.name for p in (demo_dir / "work" / "checkpoints").iterdir())
+    assert len(checkpoints) == DEMO_TRAINING["save_total_limit"], checkpoints
+    last_step = max(r["step"] for r in records if r["event"] == "train")
+    assert checkpoints[-1] == f"step_{last_step:08d}"
+    log = (demo_dir / "results" / "logs" / "train" / "work.log").read_text()
+    assert "[default1]" in log  # the second rank ran
+    answers = json.loads((run / "training_answers.json").read_text())["tasks"]
+    assert answers["image_grounding"]["asked"] == answers["temporal_grounding"]["asked"] == 16
+    assert answers["image_grounding"]["fraction"] >= 0.5
+    assert answers["temporal_grounding"]["fraction"] >= 0.5
+
+
+def test_demo_scores_trained_and_untrained_on_every_local_split(demo_run):
+    from sa2va_st import paths
+    from sa2va_st.evaluation.benchmarks import all_benchmarks
+
+    demo_dir, *_ = demo_run
+    for benchmark in (b for b in all_benchmarks() if b.scored_here):
+        for model in ("trained", "untrained"):
+            metrics = json.loads(
+                (demo_dir / paths.split_metrics(model, benchmark.dataset, benchmark.split)).read_text()
+            )
+            assert metrics["benchmark"] == benchmark.name and metrics["n"] > 0
+
+
+def test_demo_report_renders_the_scorecard_and_plots_in_chromium(demo_run, tmp_path):
+    from sa2va_st.testing.browser import distinct_colours, ensure_chromium, is_blank, screenshot
+
+    demo_dir, port, *_ = demo_run
+    page = demo_dir / "results" / "report" / "index.html"
+    text = page.read_text()
+    assert "Scorecard" in text and "Sa2VA-4B" in text and "<svg" in text and "random weights" in text
+    assert run_demo(REPO, demo_dir, port, ["--report", "results/report.html", "--quiet"]) == 0
+    assert (demo_dir / "results" / "report.html").stat().st_size > page.stat().st_size
+    try:
+        chromium = ensure_chromium()
+    except RuntimeError as exc:
+        pytest.skip(f"headless Chromium unavailable: {exc}")
+    shot = screenshot(page, tmp_path / "report.png", width=1400, height=5000, chromium=chromium)
+    assert not is_blank(shot)
+    assert len(distinct_colours(shot)) >= 3  # the figures' colours, beyond text and table lines
+    wrapped = screenshot(demo_dir / "results" / "report.html", tmp_path / "snakemake.png", chromium=chromium)
+    assert not is_blank(wrapped)

@@ -50,6 +50,52 @@ def fill_defaults(instance: Any, node: dict, schema: dict) -> None:
             fill_defaults(instance[key], extra, schema)
 
 
+def _types(node: dict) -> list[str]:
+    wanted = node.get("type")
+    return [wanted] if isinstance(wanted, str) else list(wanted or [])
+
+
+def _as_wanted(value: Any, node: dict) -> Any:
+    """``value`` parsed as YAML when it is a string, the schema wants no string, and the parse has a wanted type."""
+    wanted = _types(node)
+    if not isinstance(value, str) or not wanted or "string" in wanted:
+        return value
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    if isinstance(parsed, str) and "number" in wanted:  # YAML 1.1 reads "1e-4" as text
+        try:
+            parsed = float(value)
+        except ValueError:
+            return value
+    kind = {bool: "boolean", int: "integer", float: "number", type(None): "null"}.get(type(parsed))
+    if kind == "boolean" and value.strip().lower() not in ("true", "false"):
+        return value  # YAML 1.1's yes/no/on/off are too easy to write by mistake: only true/false
+    fits = kind in wanted or (kind == "integer" and "number" in wanted)
+    return parsed if fits else value
+
+
+def coerce_command_line_strings(instance: Any, node: dict, schema: dict) -> None:
+    """Snakemake reads nested ``--config`` values as strings (``training='{processes: 3}'`` gives
+    ``'3'``; ``start_over=true`` gives ``'true'``): where the schema wants no string and the text reads
+    as YAML of a wanted type, take that value, in place. Anything else is left to the validation."""
+    node = _resolve(node, schema)
+    if not isinstance(instance, dict):
+        return
+    for key, value in instance.items():
+        child = node.get("properties", {}).get(key, node.get("additionalProperties"))
+        if not isinstance(child, dict):
+            continue
+        child = _resolve(child, schema)
+        if isinstance(value, dict):
+            coerce_command_line_strings(value, child, schema)
+        elif isinstance(value, list) and isinstance(child.get("items"), dict):
+            instance[key] = [_as_wanted(v, _resolve(child["items"], schema)) for v in value]
+        else:
+            instance[key] = _as_wanted(value, child)
+
+
 def _check_references(config: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Keys that name other keys, or datasets, must name existing ones: (key, what is wrong, the fix)."""
     problems = []
@@ -76,6 +122,7 @@ def _check_references(config: dict[str, Any]) -> list[tuple[str, str, str]]:
 def validate_config(config: dict[str, Any], schema_path: str | Path, source: str = "config.yaml") -> dict[str, Any]:
     """Fill defaults, then raise ConfigError naming the first wrong key (all problems listed), else return the config."""
     schema = load_schema(schema_path)
+    coerce_command_line_strings(config, schema, schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(
         validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))

@@ -73,3 +73,21 @@ class ModelError(Sa2vaError):
 
     ``key`` names the config key (``model.lora.r``) or the checkpoint file's entry; ``fix`` what to change.
     """
+
+
+class SampleTooLongError(ModelError):
+    """A training sample whose first answer does not fit in ``max_length`` tokens: the trainer counts
+    and skips it (`Sa2vaSTProcessor` never cuts into an answer)."""
+
+
+class TrainingError(Sa2vaError):
+    """A training run cannot start or go on: a checkpoint of another config or layout, a non-finite loss
+    or gradient (naming the step and the samples), a rank that died, settings that do not fit together.
+
+    ``key`` names the config key (``training.lr``) or the checkpoint's entry; ``fix`` what to do.
+    """
+
+
+class EvaluationError(Sa2vaError):
+    """Predictions that cannot be scored: none saved, a split of mixed tasks, a record without its expected
+    answer (labels held by a server), or an unknown benchmark in the config."""

@@ -8,7 +8,12 @@ path or a Snakemake pattern: pass ``"{dataset}"`` as a name and get a pattern ba
     special_jsons/{dataset}/{split}.json, special_jsons/report.json
     results/manifests/spatial/{dataset}/{split}.parquet, .../report.json
     results/manifests/temporal/{features_label}/fps{fps}/{dataset}/{split}.parquet, .../report.json
+    results/train/{run}/model/, metrics.jsonl, training_answers.json  a run's declared outputs
+    {work_dir}/checkpoints/step_{step:08d}/, metrics.jsonl, tensorboard/  the live run (undeclared)
     results/logs/...                                                 one log per job
+
+A run is named by its work dir's last component (``work_dir: spatial_temporal_4b`` → run
+``spatial_temporal_4b``), so two work dirs never share results.
 
 ``fps{fps}`` writes the rate with ``:g`` (``fps10``, ``fps2.5``), so one fps has one folder name.
 A relative root stays relative (to the folder Snakemake runs in); ``.`` joins as nothing.
@@ -29,6 +34,10 @@ REPORT_JSON = "report.json"
 FEATURES = "clip_features"
 FEATURE_INDEX = "index.parquet"
 FEATURE_IDENTITY = "identity.json"
+TRAIN = f"{RESULTS}/train"
+CHECKPOINTS = "checkpoints"
+METRICS = f"{RESULTS}/metrics"
+REPORT_PAGE = f"{RESULTS}/report/index.html"
 
 
 def path_prefix(root: str | os.PathLike) -> str:
@@ -90,6 +99,71 @@ def manifest(folder: str, dataset: str, split: str) -> str:
 
 def manifests_report(folder: str) -> str:
     return join(folder, REPORT_JSON)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def run_name(work_dir: str | os.PathLike) -> str:
+    """The run a work dir holds: its last component."""
+    name = Path(work_dir).name
+    if not name or name in (".", ".."):
+        raise ValueError(f"work_dir {os.fspath(work_dir)!r} has no last component to name the run by")
+    return name
+
+
+def train_dir(run: str) -> str:
+    return join(TRAIN, run)
+
+
+def trained_model(run: str) -> str:
+    """The exported model of a run (`sa2va_st.model.checkpoint.export`)."""
+    return join(train_dir(run), "model")
+
+
+def train_metrics(run: str) -> str:
+    return join(train_dir(run), "metrics.jsonl")
+
+
+def training_answers(run: str) -> str:
+    return join(train_dir(run), "training_answers.json")
+
+
+def checkpoints_dir(work_dir: str | os.PathLike) -> str:
+    return join(work_dir, CHECKPOINTS)
+
+
+def live_metrics(work_dir: str | os.PathLike) -> str:
+    """The metrics a run appends to as it goes (copied to `train_metrics` when it ends)."""
+    return join(work_dir, "metrics.jsonl")
+
+
+def tensorboard_dir(work_dir: str | os.PathLike) -> str:
+    return join(work_dir, "tensorboard")
+
+
+def untrained_model(run: str) -> str:
+    """The run's starting point (its seed's fresh trainable parts on the base model), exported like
+    the trained one so that both are scored by one code path."""
+    return join(train_dir(run), "untrained_model")
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def benchmark_name(dataset: str, split: str) -> str:
+    """``<dataset>_<split>``: how metric and prediction files name a benchmark split."""
+    return f"{dataset}_{split}"
+
+
+def split_metrics(model: str, dataset: str, split: str) -> str:
+    """``results/metrics/<model>/<dataset>_<split>.json``; ``model`` names what was scored."""
+    return join(METRICS, model, f"{benchmark_name(dataset, split)}.json")
+
+
+def split_predictions(model: str, dataset: str, split: str, shard: int | str, num_shards: int | str) -> str:
+    """One shard's prediction records, next to the metrics they are scored into."""
+    return join(METRICS, model, "predictions", f"{benchmark_name(dataset, split)}.{shard}-of-{num_shards}.jsonl")
 
 
 # ----------------------------------------------------------------------------- logs

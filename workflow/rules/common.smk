@@ -9,10 +9,13 @@ from pathlib import Path
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from sa2va_st import devices, paths
+from sa2va_st import catalog, devices, paths
 from sa2va_st.config import validate_config
 from sa2va_st.data.archives import ExtractLimits
+from sa2va_st.evaluation.benchmarks import select_benchmarks
 from sa2va_st.features.identity import features_label
+from sa2va_st.training import launch as training_launch
+from sa2va_st.training import settings as training_settings
 
 
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
@@ -122,3 +125,90 @@ def temporal_folder_options(wildcards, input):
     return (
         " ".join(["--videos", *map(shlex.quote, videos), "--features", *map(shlex.quote, features)]) if videos else ""
     )
+
+
+# ----------------------------------------------------------------------------- train
+WORK_DIR = config["work_dir"]
+RUN = paths.run_name(WORK_DIR)
+TRAINED_MODEL = paths.trained_model(RUN)
+TRAIN_METRICS = paths.train_metrics(RUN)
+TRAINING_ANSWERS = paths.training_answers(RUN)
+RANK_LOGS = log_path("train", RUN, "ranks")
+TRAINING = config["training"]
+DEEPSPEED_JSON = Path(workflow.basedir) / "workflow" / "deepspeed" / f"{TRAINING['deepspeed']}.json"
+# one process per GPU this node shows (CUDA_VISIBLE_DEVICES narrows it), unless training.processes says
+TRAIN_PROCESSES = TRAINING["processes"] or LOCAL_GPUS or 1
+TRAIN_GPUS = TRAIN_PROCESSES if LOCAL_GPUS else 0
+TRAIN_MEM_MB = 64000 * max(1, TRAIN_GPUS)
+TRAIN_RUNTIME_MIN = 72 * 60
+# torchrun beside the interpreter (the .venv's), or the conda env's on its PATH
+TORCHRUN_EXE = "torchrun" if IN_CONDA_ENV else str(Path(sys.executable).with_name("torchrun"))
+TORCHRUN = training_launch.torchrun_command(TORCHRUN_EXE, TRAIN_PROCESSES, RANK_LOGS, RUN)
+# every value the run reads: a change in any of them re-trains, a re-run with none changed does nothing
+TRAIN_SETTINGS = json.dumps(
+    {
+        "training": TRAINING,
+        "model": config["model"],
+        "clip": {"model": CLIP["model"], "pretrained": CLIP["pretrained"]},
+    },
+    sort_keys=True,
+)
+START_OVER_FLAG = "--start-over" if config["start_over"] else ""
+
+
+def temporal_manifests_of(wildcards, input):
+    """The temporal manifests folder, from its report (no temporal datasets: a folder that holds none)."""
+    return str(Path(input.temporal).parent) if TEMPORAL_DATASETS else TEMPORAL_MANIFESTS
+
+
+# ----------------------------------------------------------------------------- evaluate
+EVALUATION = config["evaluation"]
+UNTRAINED_MODEL = paths.untrained_model(RUN)
+SCORED_MODELS = {"trained": TRAINED_MODEL, "untrained": UNTRAINED_MODEL}
+# what the untrained model is made of (not the recipe: changing the learning rate keeps it)
+UNTRAINED_SETTINGS = json.dumps(
+    {"training": {"seed": TRAINING["seed"]}, "model": config["model"], "clip": json.loads(TRAIN_SETTINGS)["clip"]},
+    sort_keys=True,
+)
+MIX_DATASETS = [
+    name
+    for name in training_settings.TrainingSettings.from_config(TRAINING).repeats
+    if catalog.dataset(name).task != catalog.TEMPORAL_GROUNDING or name in TEMPORAL_DATASETS
+]
+# splits a server scores (MeViS valid, Ref-YouTube-VOS valid) are not scored here
+BENCHMARKS = [b for b in select_benchmarks(EVALUATION["benchmarks"], MIX_DATASETS) if b.scored_here]
+EVAL_SHARDS = EVALUATION["shards"] or LOCAL_GPUS or 1
+EVAL_VIDEO_FRAMES = EVALUATION["video_frames"] or TRAINING["video_frames"]
+SPLIT_PREDICTIONS = paths.split_predictions("{model}", "{dataset}", "{split}", "{shard}", EVAL_SHARDS)
+SPLIT_METRICS = paths.split_metrics("{model}", "{dataset}", "{split}")
+
+
+# rule-level in evaluate.smk (a global `dataset` constraint of features.smk names temporal datasets only)
+EVAL_WILDCARDS = {
+    "model": "|".join(SCORED_MODELS),
+    "dataset": "|".join(re.escape(name) for name in catalog.NAMES),
+    "split": "[A-Za-z_]+",
+    "shard": r"\d+",
+}
+
+
+def benchmark_manifests(wildcards):
+    """The manifests report of the split's task (its folder holds the split's table)."""
+    if catalog.dataset(wildcards.dataset).task == catalog.TEMPORAL_GROUNDING:
+        return TEMPORAL_MANIFESTS_REPORT
+    return SPATIAL_MANIFESTS_REPORT
+
+
+def evaluation_metrics(models=None):
+    """Every metrics file of `evaluate`: each scored model on each benchmark split."""
+    return [
+        paths.split_metrics(model, b.dataset, b.split)
+        for model in (models or EVALUATION["models"])
+        for b in BENCHMARKS
+    ]
+
+
+# ----------------------------------------------------------------------------- report
+REPORT_PAGE = paths.REPORT_PAGE
+# the config as validated (what the run used), for the provenance section
+REPORT_SETTINGS = json.dumps(config, sort_keys=True, default=str)

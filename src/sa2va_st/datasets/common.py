@@ -13,6 +13,9 @@
   deterministic for ``(seed, epoch, index)``, independent of the worker process, of the
   order in which items are fetched and of any global RNG state (``random``,
   ``np.random``, ``torch`` seeds are never read or advanced).
+- **Lengths.** Each dataset's ``lengths()`` estimates every item's tokens without reading any image
+  or feature file (sentences at `CHARS_PER_TOKEN` characters a token, boxes at
+  `sa2va_st.formats.boxes.TOKENS_PER_BOX`): the sampler's length grouping needs an order, not counts.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ PathLike = str | os.PathLike
 
 # per-task salts of the item RNG (so that item i of two tasks never shares its random stream)
 SALT_IMAGE, SALT_VIDEO, SALT_TEMPORAL = 1, 2, 3
+CHARS_PER_TOKEN = 4  # English text with a BPE tokenizer, roughly
 
 
 def as_path_list(manifest_paths: PathLike | Sequence[PathLike]) -> list[Path]:

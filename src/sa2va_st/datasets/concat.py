@@ -88,8 +88,13 @@ class ConcatTaskDataset(Dataset):
                 fix="build the sampler from ConcatTaskDataset.specs (or use make_sampler / ordered_like)",
             )
 
+    def lengths(self) -> np.ndarray:
+        """(total_length,) every sample's rough token count, in this index space (each dataset's `lengths`)."""
+        return np.concatenate([np.asarray(d.lengths(), dtype=np.float64) for d in self.datasets])
+
     def make_sampler(self, *, batch_size: int, **kwargs: object) -> TaskGroupedBatchSampler:
-        """A `TaskGroupedBatchSampler` over this concatenation (kwargs: world_size, rank, seed, repeats)."""
+        """A `TaskGroupedBatchSampler` over this concatenation (kwargs: accumulation, world_size, rank, seed,
+        repeats, lengths, group_window)."""
         return TaskGroupedBatchSampler(self.specs, batch_size=batch_size, **kwargs)  # type: ignore[arg-type]
 
     def set_epoch(self, epoch: int) -> None:

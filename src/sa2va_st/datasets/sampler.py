@@ -11,24 +11,35 @@ Definitions:
   Upstream lists MeViS twice in its dataset list, each with repeat 4; here it is *one*
   entry with repeat 8 (`sa2va_st.catalog`): the same samples per epoch, and each
   dataset appears once in the index space. Duplicate names are rejected.
-- **Global batch.** ``global_batch_size = world_size * batch_size`` samples of ONE task.
-  Per epoch and task the samples of all its datasets are shuffled together and cut into
+- **Global batch.** The samples of one optimizer step:
+  ``global_batch_size = world_size * batch_size * accumulation`` samples of ONE task. Per
+  epoch and task the samples of all its datasets are shuffled together and cut into
   global batches. **Tail rule: drop.** The ``count_t % global_batch_size`` samples left
   over at the end of task ``t``'s shuffled pool are dropped for that epoch (fewer than
   one global batch per task and epoch; which samples are dropped changes with the
   epoch). No padding, so no sample is ever seen twice because of padding.
+- **Length grouping** (``lengths`` given: an estimate of each sample's tokens). After the
+  shuffle, each task's pool is cut into windows of ``group_window`` global batches, and
+  each window is sorted by length (longest first, ties in shuffled order) before it is cut
+  into global batches: the samples of a micro-batch are then of similar length, so
+  padding stays small, while the batches stay random (windows differ every epoch, and the
+  batch order is shuffled below).
 - **Order.** The global batches of all tasks are then shuffled together (tasks
   interleave in proportion to their size). Everything is drawn from
   ``numpy.random.default_rng([seed, epoch])``: deterministic for ``(seed, epoch)``,
-  identical on every rank; world size and per-rank batch size enter only through
-  ``global_batch_size`` (8 x 2 and 4 x 4 give the same global batches).
-- **Ranks.** Rank ``r`` gets ``global_batch[r * batch_size : (r + 1) * batch_size]``:
-  disjoint slices whose union is the global batch. Every rank yields the same number of
-  batches (`batches_per_epoch` does not depend on the rank, nor on the epoch).
-- **Resume.** ``set_epoch(epoch, start_batch=k)`` makes the next iteration yield
-  global batches ``k .. batches_per_epoch - 1`` of that epoch (computing the epoch's
-  permutation, which is cheap, but touching no data). ``len(sampler)`` is the number of
-  batches the next iteration yields. The trainer counts the batches it has *consumed*
+  identical on every rank; world size, per-rank batch size and accumulation enter only
+  through ``global_batch_size`` (8 x 2 x 4 and 4 x 2 x 8 give the same global batches).
+- **Micro-batches.** A global batch is split into ``accumulation x world_size`` slices of
+  ``batch_size``: micro-step ``k`` of the step gives rank ``r`` slice ``k * world_size + r``.
+  So the slices of a step are the same whatever the split of its product into ranks and
+  accumulation: a run saved on 2 ranks x accumulation 4 resumes on 1 rank x accumulation 8
+  with the same micro-batches in every step (and the same gradient, up to float
+  rounding). Every rank yields ``accumulation`` micro-batches per global batch, the same
+  number on every rank.
+- **Resume.** ``set_epoch(epoch, start_batch=k)`` makes the next iteration yield the
+  micro-batches of global batches ``k .. batches_per_epoch - 1`` of that epoch (computing
+  the epoch's permutation, which is cheap, but touching no data). ``len(sampler)`` is the
+  number of micro-batches the next iteration yields. The trainer counts the batches it has *consumed*
   (a DataLoader prefetches, so the sampler cannot know) and checkpoints
   ``sampler.state_dict(batches_done_in_epoch)``; ``load_state_dict`` restores it and
   checks that the datasets, repeats, global batch size and seed are the same
@@ -111,10 +122,13 @@ class TaskGroupedBatchSampler(Sampler[list[int]]):
         datasets: Sequence[DatasetSpec | Sequence[object]],
         *,
         batch_size: int,
+        accumulation: int = 1,
         world_size: int | None = None,
         rank: int | None = None,
         seed: int = 0,
         repeats: Mapping[str, float] | None = None,
+        lengths: Sequence[float] | np.ndarray | None = None,
+        group_window: int = 50,
     ) -> None:
         specs = [_as_spec(d) for d in datasets]
         if not specs:
@@ -155,7 +169,19 @@ class TaskGroupedBatchSampler(Sampler[list[int]]):
         if self.rank >= self.world_size:
             raise SamplerError(f"rank {self.rank} is not below world_size {self.world_size}", key="rank")
         self.seed = int(seed)
-        self.global_batch_size = self.batch_size * self.world_size
+        self.accumulation = _check_int(accumulation, "accumulation", 1)
+        self.global_batch_size = self.batch_size * self.world_size * self.accumulation
+        self.group_window = _check_int(group_window, "group_window", 1)
+        self.lengths: np.ndarray | None = None
+        if lengths is not None:
+            self.lengths = np.asarray(lengths, dtype=np.float64)
+            if self.lengths.shape != (sum(s.length for s in self.specs),):
+                raise SamplerError(
+                    f"{self.lengths.shape[0] if self.lengths.ndim == 1 else self.lengths.shape} lengths for "
+                    f"{sum(s.length for s in self.specs)} samples",
+                    key="lengths",
+                    fix="pass one length per index of the concatenated datasets (ConcatTaskDataset.lengths())",
+                )
         self.offsets: tuple[int, ...] = tuple(int(x) for x in np.cumsum([0] + [s.length for s in self.specs])[:-1])
         self.total_length = sum(s.length for s in self.specs)
         self.tasks: tuple[str, ...] = tuple(dict.fromkeys(s.task for s in self.specs))
@@ -231,7 +257,13 @@ class TaskGroupedBatchSampler(Sampler[list[int]]):
             pools = [self._pool(k, rng) for k, s in enumerate(self.specs) if s.task == task]
             pool = rng.permutation(np.concatenate(pools))  # (count_t,)
             n = len(pool) // g  # tail rule: drop the remainder
-            per_task.append(pool[: n * g].reshape(n, g))
+            pool = pool[: n * g]
+            if self.lengths is not None:  # length grouping: sort each window of group_window batches
+                window = self.group_window * g
+                for start in range(0, len(pool), window):
+                    part = pool[start : start + window]
+                    pool[start : start + window] = part[np.argsort(-self.lengths[part], kind="stable")]
+            per_task.append(pool.reshape(n, g))
         batches = np.concatenate(per_task, axis=0)  # (B, g)
         batches = batches[rng.permutation(len(batches))]
         batches.setflags(write=False)
@@ -257,21 +289,29 @@ class TaskGroupedBatchSampler(Sampler[list[int]]):
         return divmod(done, self.batches_per_epoch)
 
     def __len__(self) -> int:
-        return self.batches_per_epoch - self.start_batch
+        return (self.batches_per_epoch - self.start_batch) * self.accumulation
+
+    def micro_batches(self, row: np.ndarray) -> list[np.ndarray]:
+        """This rank's micro-batches of one global batch, in micro-step order: slices k * world_size + rank."""
+        b = self.batch_size
+        return [
+            row[(k * self.world_size + self.rank) * b : (k * self.world_size + self.rank + 1) * b]
+            for k in range(self.accumulation)
+        ]
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.global_batches(self.epoch)
-        lo, hi = self.rank * self.batch_size, (self.rank + 1) * self.batch_size
         for row in batches[self.start_batch :]:
-            yield row[lo:hi].tolist()
+            for micro in self.micro_batches(row):
+                yield micro.tolist()
 
     # ------------------------------------------------------------------ checkpoints
 
     def fingerprint(self) -> str:
         """A hash of everything that defines the global order: datasets, repeats, global batch size, seed.
 
-        World size and per-rank batch size enter only through their product, so a run may
-        resume on another number of processes when the global batch size stays the same.
+        World size, per-rank batch size and accumulation enter only through their product, so a
+        run may resume on another number of processes when the global batch size stays the same.
         """
         blob = json.dumps(
             {
@@ -280,6 +320,9 @@ class TaskGroupedBatchSampler(Sampler[list[int]]):
                 "seed": self.seed,
                 "tail": "drop",
                 "format": _STATE_FORMAT,
+                "grouping": None
+                if self.lengths is None
+                else [self.group_window, hashlib.sha256(self.lengths.tobytes()).hexdigest()[:16]],
             },
             sort_keys=True,
         )

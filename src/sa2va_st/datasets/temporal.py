@@ -54,6 +54,7 @@ from ..errors import DatasetError
 from ..formats.common import FormatError
 from ..formats.windows import DEFAULT_NUM_BINS, encode_window_tokens, sample_positions, window_to_indices
 from .common import (
+    CHARS_PER_TOKEN,
     SALT_TEMPORAL,
     GroundingDataset,
     PathLike,
@@ -141,6 +142,11 @@ class TemporalGroundingDataset(GroundingDataset):
 
     def __len__(self) -> int:
         return len(self._origin)
+
+    def lengths(self) -> np.ndarray:
+        """(items,) a rough token count of each query (~4 characters a token); the features cost every
+        query the same, so only the sentence varies."""
+        return np.asarray([len(s) / CHARS_PER_TOKEN for s in self._cols["sentence"]], dtype=np.float64)
 
     def positions(self, index: int) -> np.ndarray:
         """(N,) int64: the feature rows item ``index`` shows in the current epoch (no file access)."""

@@ -67,9 +67,10 @@ import torch
 
 from ..catalog import VIDEO_GROUNDING
 from ..errors import DatasetError
-from ..formats.boxes import encode_video_box_lists
+from ..formats.boxes import TOKENS_PER_BOX, encode_video_box_lists
 from ..formats.windows import sample_positions
 from .common import (
+    CHARS_PER_TOKEN,
     SALT_VIDEO,
     GroundingDataset,
     PathLike,
@@ -205,6 +206,18 @@ class VideoGroundingDataset(GroundingDataset):
 
     def __len__(self) -> int:
         return len(self._clips)
+
+    def lengths(self) -> np.ndarray:
+        """(items,) a rough token count of each clip item (for length-grouped batches): its turns (at most
+        max_expressions) times the mean sentence length (~4 characters a token) plus one box per object and
+        sampled frame (the frames themselves cost every clip the same)."""
+        out = np.empty(len(self._clips), dtype=np.float64)
+        for i, rows in enumerate(self._rows_of_clip):
+            turns = len(rows) if self.max_expressions is None else min(self.max_expressions, len(rows))
+            chars = np.mean([len(self._cols["sentence"][r]) for r in rows])
+            objects = np.mean([1 if self._boxes[r] is None else self._boxes[r].shape[1] for r in rows])
+            out[i] = turns * (chars / CHARS_PER_TOKEN + self.num_frames * objects * TOKENS_PER_BOX)
+        return out
 
     def frame_indices(self, index: int) -> np.ndarray:
         """(num_frames,) int64: which frames of its clip item ``index`` shows in the current epoch."""

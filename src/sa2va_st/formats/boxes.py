@@ -36,6 +36,9 @@ from .tokens import BOX_SEP_TOKEN, NEXT_TOKEN, NO_BOX_TOKEN
 Box = tuple[float, float, float, float]
 
 DECIMALS = 3
+# "0.123, 0.456, 0.789, 0.999" is 26 tokens with digit-by-digit tokenisers (Qwen), 27 with a separator:
+# the length estimate of a box answer (datasets' length grouping, inference's generation budget)
+TOKENS_PER_BOX = 27
 
 # A number as a model might write one. Signs and exponents are part of the match so
 # that "-0.1" or "1e-3" is read whole (and then rejected), never half-read as "0.1".

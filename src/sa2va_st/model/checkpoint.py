@@ -129,12 +129,23 @@ def _check_tokens(model: Sa2vaSTModel, saved: dict[str, int], file: Path) -> Non
 # ---------------------------------------------------------------------------------- trainable
 
 
-def save_trainable(model: Sa2vaSTModel, out_dir: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-    """Write the trainable weights + ``sa2va_st_model.json`` to ``out_dir`` (replaced atomically)."""
+def save_trainable(
+    model: Sa2vaSTModel,
+    out_dir: str | os.PathLike,
+    extra: dict[str, Any] | None = None,
+    state: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write the trainable weights + ``sa2va_st_model.json`` to ``out_dir`` (replaced atomically).
+
+    ``state`` gives the weights when the model's own tensors are not whole (a trainer's fp32 master
+    copies, or parameters sharded by ZeRO-3); by default they are read from the model.
+    """
     import safetensors.torch
 
     out_dir = Path(out_dir)
-    state = {name: p.detach().to("cpu").contiguous() for name, p in model.trainable_parameters().items()}
+    if state is None:
+        state = {name: p.detach() for name, p in model.trainable_parameters().items()}
+    state = {name: t.detach().to("cpu").contiguous() for name, t in state.items()}
     if not state:
         raise ModelError(
             "nothing in the model is trainable: nothing to save",

@@ -27,11 +27,11 @@ import torch
 
 from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 from ..errors import ModelError
-from ..formats.boxes import Box, decode_boxes, decode_video_box_lists
+from ..formats.boxes import TOKENS_PER_BOX, Box, decode_boxes, decode_video_box_lists
 from ..formats.common import ParseFailure
 from ..formats.windows import decode_window_tokens, indices_to_window, sample_positions
 
-TOKENS_PER_BOX = 32  # a box is ~26 tokens with digit-by-digit tokenisers (Qwen); slack for separators
+DEFAULT_MAX_OBJECTS = 4  # boxes per frame the generation budget allows (answers stop at end of turn anyway)
 DEFAULT_BATCH_SIZE = 8
 
 
@@ -86,9 +86,12 @@ def ground_boxes_batch(
     requests: Sequence[tuple[Any, str]],
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    max_objects: int = DEFAULT_MAX_OBJECTS,
     return_text: bool = False,
 ) -> list[list[list[Box]] | ParseFailure] | tuple[list, list[str]]:
     """``[(frames, expression), ...]`` → per request the boxes of each frame, or a `ParseFailure`.
+
+    ``max_objects`` sizes the generation budget (boxes per frame); an answer with more is cut and fails to parse.
 
     Images and videos may be mixed; prompts of one kind (and, for videos, one frame count) are
     generated together. ``return_text=True`` also returns the raw answers.
@@ -107,7 +110,7 @@ def ground_boxes_batch(
         n = 1 if item["task"] == IMAGE_GROUNDING else int(item["frames"].shape[0])
         groups.setdefault((item["task"], n), []).append(i)
     for (task, n), indices in groups.items():
-        max_new = TOKENS_PER_BOX * n + 8 * n + 8  # boxes, <next>/<no_box>, end of turn
+        max_new = (TOKENS_PER_BOX * max_objects + 8) * n + 8  # boxes, <next>/<no_box>, end of turn
         for i, text in zip(indices, _generate(model, [prepared[i] for i in indices], max_new, batch_size)):
             texts[i] = text
             if task == IMAGE_GROUNDING:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -39,7 +39,7 @@ from torch import nn
 
 from ..errors import ModelError
 from .config import Sa2vaSTConfig
-from .prompts import IGNORE_INDEX, MODEL_TOKENS, Sa2vaSTProcessor
+from .prompts import IGNORE_INDEX, MODEL_TOKENS, TASKS, Sa2vaSTProcessor
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -108,13 +108,23 @@ class TemporalProjector(nn.Module):
 @dataclass
 class Sa2vaSTOutput:
     """``loss``: mean cross-entropy over all answer tokens of the batch (what is optimised);
-    ``task_losses``: the same mean per task (floats, for logging); ``num_tokens``: answer tokens per
-    task; ``logits`` (B, L, V) only with ``return_logits=True``."""
+    ``task_loss_sums`` / ``task_tokens`` (len(TASKS),): the summed token loss and the answer tokens of
+    each task in `TASKS` order, detached tensors on the model's device, so that a trainer can add them
+    up over steps and ranks without a host sync per step (`task_losses` turns them into means);
+    ``logits`` (B, L, V) only with ``return_logits=True``."""
 
     loss: torch.Tensor | None
-    task_losses: dict[str, float] = field(default_factory=dict)
-    num_tokens: dict[str, int] = field(default_factory=dict)
+    task_loss_sums: torch.Tensor | None = None
+    task_tokens: torch.Tensor | None = None
     logits: torch.Tensor | None = None
+
+    @property
+    def task_losses(self) -> dict[str, float]:
+        """Mean token loss of each task present in the batch (floats: a host sync; for logging and tests)."""
+        if self.task_loss_sums is None or self.task_tokens is None:
+            return {}
+        sums, tokens = self.task_loss_sums.tolist(), self.task_tokens.tolist()
+        return {task: s / n for task, s, n in zip(TASKS, sums, tokens) if n > 0}
 
 
 def lora_target_regex(target_modules: Sequence[str]) -> str:
@@ -399,16 +409,15 @@ class Sa2vaSTModel(nn.Module):
         loss = token_loss.mean()
 
         tasks = [task] * input_ids.shape[0] if isinstance(task, str) or task is None else list(task)
-        row_of_token = valid.nonzero()[:, 0]  # (T,)
-        task_losses, num_tokens = {}, {}
+        unknown = sorted({str(t) for t in tasks} - set(TASKS))
+        if unknown:
+            raise ModelError(f"unknown task(s) {unknown} in the batch", key="task", fix=f"one of {TASKS}")
+        row_task = torch.tensor([TASKS.index(t) for t in tasks], device=device)  # (B,)
+        token_task = row_task[valid.nonzero()[:, 0]]  # (T,)
         with torch.no_grad():
-            for name in dict.fromkeys(tasks):
-                rows = torch.tensor([t == name for t in tasks], device=device)
-                mask = rows[row_of_token]
-                if bool(mask.any()):
-                    task_losses[str(name)] = float(token_loss[mask].mean())
-                    num_tokens[str(name)] = int(mask.sum())
-        return Sa2vaSTOutput(loss=loss, task_losses=task_losses, num_tokens=num_tokens, logits=logits)
+            sums = torch.zeros(len(TASKS), device=device).index_add_(0, token_task, token_loss.detach())
+            tokens = torch.bincount(token_task, minlength=len(TASKS)).float()
+        return Sa2vaSTOutput(loss=loss, task_loss_sums=sums, task_tokens=tokens, logits=logits)
 
     # ------------------------------------------------------------------ generation
 

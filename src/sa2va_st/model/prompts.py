@@ -39,6 +39,12 @@ batch) and returns ``input_ids``/``attention_mask``/``labels`` (B, L) padded on 
 training, on the left for generation (`for_generation`), ``pixel_values`` (P, 3, s, s) of all
 images/frames of the batch in order (or None), ``temporal_features`` (B_t, N, D) of the
 temporal items in order (or None) and ``task`` (list of B task names).
+
+**Truncation** (``max_length``, training only). A sample longer than ``max_length`` tokens loses
+whole turns from the end (question and answer together, never part of an answer, never the visual
+tokens, which must match the pixels), down to the first turn; a sample whose first turn does not fit
+raises `SampleTooLongError`, which the trainer counts and skips. ``EncodedSample.meta`` says how many
+turns were kept and dropped.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ import numpy as np
 import torch
 
 from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
-from ..errors import ModelError
+from ..errors import ModelError, SampleTooLongError
 from ..formats.tokens import SPATIAL_TOKEN, SPECIAL_TOKENS, TEMPORAL_TOKEN
 
 TEMPORAL_CONTEXT_TOKEN = "<TEMPORAL_CONTEXT>"
@@ -99,11 +105,15 @@ class Sa2vaSTProcessor:
 
     ``processor`` is the checkpoint's ``InternVLProcessor`` (its tokenizer must already hold
     `MODEL_TOKENS`); ``num_tokens`` the temporal placeholders per video; ``max_image_tiles`` the
-    dynamic-tiling limit for still images.
+    dynamic-tiling limit for still images; ``max_length`` the training length limit (see Truncation;
+    None: no limit).
     """
 
-    def __init__(self, processor: Any, *, num_tokens: int, max_image_tiles: int = 1) -> None:
+    def __init__(
+        self, processor: Any, *, num_tokens: int, max_image_tiles: int = 1, max_length: int | None = None
+    ) -> None:
         self.processor = processor
+        self.max_length = None if max_length is None else int(max_length)
         self.tokenizer = processor.tokenizer
         self.image_processor = processor.image_processor
         self.num_tokens = int(num_tokens)
@@ -163,8 +173,10 @@ class Sa2vaSTProcessor:
 
     def _conversation(
         self, first_user: list[int], questions: list[str], answers: list[str] | None
-    ) -> tuple[list[int], list[int]]:
-        """ChatML turns → ids and labels; without answers the prompt ends with the generation prompt."""
+    ) -> tuple[list[int], list[int], int]:
+        """ChatML turns → ids, labels and the number of turns kept; without answers the prompt ends with
+        the generation prompt. With answers and ``max_length``, turns that do not fit are dropped from
+        the end (see Truncation)."""
         ids: list[int] = []
         labels: list[int] = []
 
@@ -172,7 +184,9 @@ class Sa2vaSTProcessor:
             ids.extend(piece)
             labels.extend(piece if learn else [IGNORE_INDEX] * len(piece))
 
+        kept = 0
         for turn, question in enumerate(questions):
+            before = len(ids)
             if turn:
                 add(self._text("\n"), False)
             add(self._text(IM_START + "user\n"), False)
@@ -182,7 +196,18 @@ class Sa2vaSTProcessor:
             add(self._text(question) + self._text(IM_END + "\n" + IM_START + "assistant\n"), False)
             if answers is not None:
                 add(self._text(answers[turn]) + [self.im_end_id], True)
-        return ids, labels
+                if self.max_length is not None and len(ids) > self.max_length:
+                    if turn == 0:
+                        raise SampleTooLongError(
+                            f"the first turn alone is {len(ids)} tokens, over max_length {self.max_length}",
+                            key="training.max_length",
+                            fix="raise training.max_length, or use fewer image tiles (model.max_image_tiles) "
+                            "or video frames",
+                        )
+                    del ids[before:], labels[before:]
+                    break
+            kept += 1
+        return ids, labels, kept
 
     # ------------------------------------------------------------------ items
 
@@ -228,8 +253,8 @@ class Sa2vaSTProcessor:
         sentences, answers = self._turns(item, with_answer)
         pixels, tiles = self._pixels([item["image"]], self.max_image_tiles)
         questions = [IMAGE_QUESTION.format(sentence=s) for s in sentences]
-        ids, labels = self._conversation(self._image_run(tiles[0]), questions, answers)
-        return EncodedSample(IMAGE_GROUNDING, ids, labels, pixel_values=pixels)
+        ids, labels, kept = self._conversation(self._image_run(tiles[0]), questions, answers)
+        return EncodedSample(IMAGE_GROUNDING, ids, labels, pixel_values=pixels, meta=self._kept(kept, questions))
 
     def _encode_video(self, item: Mapping[str, Any], with_answer: bool) -> EncodedSample:
         frames = item["frames"]  # (n, 3, H, W) uint8
@@ -243,8 +268,8 @@ class Sa2vaSTProcessor:
                 visual += self._text("\n")
             visual += self._text(f"Frame{i + 1}: ") + self._image_run(1)
         questions = [VIDEO_QUESTION.format(sentence=s) for s in sentences]
-        ids, labels = self._conversation(visual, questions, answers)  # every turn over the same frames
-        return EncodedSample(VIDEO_GROUNDING, ids, labels, pixel_values=pixels)
+        ids, labels, kept = self._conversation(visual, questions, answers)  # every turn over the same frames
+        return EncodedSample(VIDEO_GROUNDING, ids, labels, pixel_values=pixels, meta=self._kept(kept, questions))
 
     def _encode_temporal(self, item: Mapping[str, Any], with_answer: bool) -> EncodedSample:
         features = torch.as_tensor(np.asarray(item["features"]), dtype=torch.float32)  # (N, D)
@@ -257,8 +282,14 @@ class Sa2vaSTProcessor:
         visual = [self.temporal_token_id] * self.num_tokens
         question = TEMPORAL_QUESTION.format(sentence=self._sentence(item))
         answers = [item["answer"]] if with_answer else None
-        ids, labels = self._conversation(visual, [question], answers)
-        return EncodedSample(TEMPORAL_GROUNDING, ids, labels, temporal_features=features)
+        ids, labels, kept = self._conversation(visual, [question], answers)
+        return EncodedSample(
+            TEMPORAL_GROUNDING, ids, labels, temporal_features=features, meta=self._kept(kept, [question])
+        )
+
+    @staticmethod
+    def _kept(kept: int, questions: list[str]) -> dict[str, int]:
+        return {"turns": kept, "dropped_turns": len(questions) - kept}
 
     # ------------------------------------------------------------------ batches
 

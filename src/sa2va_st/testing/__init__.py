@@ -5,6 +5,8 @@
     tiny.py        the tiny presets (InternVL, SAM2, open_clip), saved exactly like hub checkpoints
     media.py       the one video writer (exact pts, rotation, VFR) and broken videos for error paths
     sample_tree.py a prepared data tree laid out from a world's annotations, without download/unpack
+    build.py       the world built as far as the manifests, in-process (tests, benchmarks)
+    browser.py     headless Chromium screenshots of HTML pages, and pixel checks (tests only)
 
 Command line (`python -m sa2va_st.testing --help`)::
 

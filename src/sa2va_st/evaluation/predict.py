@@ -1,0 +1,172 @@
+"""A model's answers on one benchmark split, saved so that every score re-runs without the model.
+
+- **Requests.** The split's manifest is read by its task's dataset class in evaluation mode (no
+  randomness): an image with all its expressions, a video clip with all its expressions over
+  ``video_frames`` frames taken at the centres of equal segments, a temporal query over
+  ``num_tokens`` features at the centres of equal bins. Each expression is asked on its own, as a
+  one-turn conversation, through the inference API (`ground_boxes_batch`, `ground_window_batch`).
+- **Shards.** Item ``i`` belongs to shard ``i % num_shards``; a shard is one job (one GPU).
+- **Records.** One JSON object per expression or query, in item order (fields in `record_fields`):
+  the manifest ``id``, the question, the raw ``answer``, the parsed ``prediction`` (``null`` when the
+  answer does not parse) and the ``expected`` answer from the manifest (``null`` where the split's
+  labels are held by a server), plus what scoring needs (``type_id``, ``frame_indices``,
+  ``duration``).
+- **Resume.** Records are appended to ``<out>.partial`` and flushed batch by batch; a restarted shard
+  keeps the complete lines already there (a torn last line is dropped) and asks only the rest. The
+  finished file is renamed to ``<out>`` in one step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING
+from ..formats.common import ParseFailure
+
+log = logging.getLogger(__name__)
+
+record_fields = ("id", "dataset", "split", "task", "sentence", "answer", "prediction", "expected")
+
+
+def shard_indices(n_items: int, shard: int, num_shards: int) -> range:
+    """Indices of the items of one shard (every ``num_shards``-th, from ``shard``)."""
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard {shard} is not in 0..{num_shards - 1}")
+    return range(shard, n_items, num_shards)
+
+
+def _frame_boxes(boxes: Any, present: Any) -> list[list[list[float]]]:
+    """(n, K, 4) boxes + (n, K) presence → per frame the boxes of the objects present there."""
+    boxes, present = np.asarray(boxes, dtype=float), np.asarray(present, dtype=bool)
+    return [
+        [[round(float(v), 6) for v in boxes[t, k]] for k in range(boxes.shape[1]) if present[t, k]]
+        for t in range(boxes.shape[0])
+    ]
+
+
+def _box_prediction(parsed: Any) -> list[list[list[float]]] | None:
+    if isinstance(parsed, ParseFailure):
+        return None
+    return [[[float(v) for v in box] for box in frame] for frame in parsed]
+
+
+def requests_of(item: Mapping[str, Any]) -> Iterator[tuple[tuple, dict[str, Any]]]:
+    """The (inference request, record without the answer) of each question of one item."""
+    task = item["task"]
+    base = {"dataset": item["dataset"], "split": item["split"], "task": task}
+    if task == TEMPORAL_GROUNDING:
+        window = item.get("window_s")
+        yield (
+            (np.asarray(item["features"]), float(item["duration"]), item["sentence"]),
+            base
+            | {
+                "id": str(item["id"]),
+                "sentence": item["sentence"],
+                "duration": float(item["duration"]),
+                "expected": None if window is None else [float(window[0]), float(window[1])],
+            },
+        )
+        return
+    for turn, sentence in enumerate(item["sentences"]):
+        record = base | {"id": str(item["ids"][turn]), "sentence": sentence}
+        if task == IMAGE_GROUNDING:
+            box = np.asarray(item["boxes"][turn], dtype=float)
+            record["expected"] = [[[round(float(v), 6) for v in box]]]
+            yield (item["image"], sentence), record
+        else:
+            has_answer = item["answers"][turn] is not None
+            record |= {
+                "type_id": item["type_ids"][turn],
+                "frame_indices": [int(i) for i in item["frame_indices"]],
+                "expected": _frame_boxes(item["boxes"][turn], item["present"][turn]) if has_answer else None,
+            }
+            yield (item["frames"], sentence), record
+
+
+def _done_ids(partial: Path) -> set[str]:
+    """Ids of the complete records already in a partial file; a torn last line is cut off."""
+    if not partial.exists():
+        return set()
+    data = partial.read_bytes()
+    keep = data[: data.rfind(b"\n") + 1]
+    if len(keep) != len(data):
+        with partial.open("r+b") as handle:
+            handle.truncate(len(keep))
+    return {json.loads(line)["id"] for line in keep.splitlines() if line.strip()}
+
+
+def predict_split(
+    model: Any,
+    dataset: Sequence[Mapping[str, Any]],
+    out: str | os.PathLike,
+    *,
+    shard: int = 0,
+    num_shards: int = 1,
+    batch_size: int = 8,
+    max_objects: int | None = None,
+) -> Path:
+    """Ask ``model`` every question of the shard's items and write the records to ``out`` (JSONL)."""
+    from ..model.inference import DEFAULT_MAX_OBJECTS, ground_boxes_batch, ground_window_batch
+
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = _done_ids(partial)
+    if done:
+        log.info("resuming %s: %d answers already saved", out, len(done))
+    indices = shard_indices(len(dataset), shard, num_shards)
+    pending: list[tuple[tuple, dict[str, Any]]] = []
+    asked = 0
+
+    def flush(handle: Any) -> None:
+        nonlocal asked
+        if not pending:
+            return
+        requests = [request for request, _ in pending]
+        if pending[0][1]["task"] == TEMPORAL_GROUNDING:
+            parsed, texts = ground_window_batch(model, requests, batch_size=batch_size, return_text=True)
+            predictions = [None if isinstance(p, ParseFailure) else [float(p[0]), float(p[1])] for p in parsed]
+        else:
+            objects = max_objects or DEFAULT_MAX_OBJECTS
+            parsed, texts = ground_boxes_batch(
+                model, requests, batch_size=batch_size, max_objects=objects, return_text=True
+            )
+            predictions = [_box_prediction(p) for p in parsed]
+        for (_, record), text, prediction in zip(pending, texts, predictions):
+            handle.write(json.dumps(record | {"answer": text, "prediction": prediction}) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+        asked += len(pending)
+        log.info("%s: %d answers saved (%d of %d items)", out.name, len(done) + asked, position + 1, len(dataset))
+        pending.clear()
+
+    with partial.open("a", encoding="utf-8") as handle:
+        position = 0
+        for position in indices:
+            for request, record in requests_of(dataset[position]):
+                if record["id"] not in done:
+                    pending.append((request, record))
+            if len(pending) >= batch_size:
+                flush(handle)
+        flush(handle)
+    os.replace(partial, out)
+    return out
+
+
+def read_predictions(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
+    """The records of one split's shard files, in shard order."""
+    records: list[dict[str, Any]] = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            records += [json.loads(line) for line in handle if line.strip()]
+    return records
+
+
+__all__ = ["predict_split", "read_predictions", "requests_of", "shard_indices"]

@@ -1,0 +1,75 @@
+"""Scores of one benchmark split from its saved prediction records (`predict`); no model runs here.
+
+- **Image grounding** (RefCOCO/+/g): the first box of each answer against the expression's box,
+  `metrics.box_accuracy` (``Acc@0.5``, ``box_mIoU``); an answer with no box scores like an
+  unparseable one (IoU 0).
+- **Video grounding by boxes** (MeViS, Ref-YouTube-VOS, ReVOS): every sampled frame of every
+  expression, `metrics.frame_box_accuracy`. ReVOS also reports its ``referring`` (type 0) and
+  ``reasoning`` (type 1) expressions apart; the no-target ones (type 2) count in the whole split only.
+- **Temporal grounding** (Charades-STA, DiDeMo): the window against the query's window,
+  `metrics.r1_at` (``R1@0.3/0.5/0.7``, ``mIoU``) and `metrics.mean_average_precision` over the one
+  window answered (score 1), ``mAP``.
+
+Records without an expected answer (a split whose labels a server holds) cannot be scored here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
+from ..errors import EvaluationError
+from .metrics import box_accuracy, frame_box_accuracy, mean_average_precision, r1_at
+
+# ReVOS's expression types (manifest ``type_id``) reported apart.
+SUBSET_TYPE_IDS: dict[str, int] = {"referring": 0, "reasoning": 1}
+
+
+def _image_scores(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    predicted = [r["prediction"][0][0] if r["prediction"] and r["prediction"][0] else None for r in records]
+    return box_accuracy(predicted, [r["expected"][0][0] for r in records])
+
+
+def _video_scores(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return frame_box_accuracy([r["prediction"] for r in records], [r["expected"] for r in records])
+
+
+def _temporal_scores(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    predictions = [r["prediction"] for r in records]
+    truths = [r["expected"] for r in records]
+    scores = r1_at(predictions, truths)
+    scored = [None if p is None else [(p[0], p[1], 1.0)] for p in predictions]
+    scores["mAP"] = mean_average_precision(scored, truths)["mAP"]
+    return scores
+
+
+SCORERS = {IMAGE_GROUNDING: _image_scores, VIDEO_GROUNDING: _video_scores, TEMPORAL_GROUNDING: _temporal_scores}
+
+
+def score_records(records: Sequence[Mapping[str, Any]], *, source: str = "predictions") -> dict[str, Any]:
+    """Flat metric keys of one split (plus ``subsets`` where the dataset reports some)."""
+    if not records:
+        raise EvaluationError("no predictions to score", file=source, fix="run the split's prediction shards first")
+    tasks = {r["task"] for r in records}
+    if len(tasks) != 1:
+        raise EvaluationError(f"one split holds one task, found {sorted(tasks)}", file=source, key="task")
+    unlabelled = [r["id"] for r in records if r.get("expected") is None]
+    if unlabelled:
+        raise EvaluationError(
+            f"{len(unlabelled)} records have no expected answer (first: {unlabelled[0]})",
+            file=source,
+            key="expected",
+            fix="a split whose labels a server holds is submitted, not scored here",
+        )
+    (task,) = tasks
+    scores = SCORERS[task](records)
+    if task == VIDEO_GROUNDING and any(r.get("type_id") is not None for r in records):
+        subsets = {}
+        for name, type_id in SUBSET_TYPE_IDS.items():
+            part = [r for r in records if r.get("type_id") == type_id]
+            if part:
+                subsets[name] = SCORERS[task](part)
+        if subsets:
+            scores["subsets"] = subsets
+    return scores

@@ -1,0 +1,76 @@
+"""Pictures of spatial answers: the expected boxes (green) and the answered ones (red) drawn on the image
+or on each shown frame of a clip, as PNG bytes. Boxes are normalised ``(x1, y1, x2, y2)``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..evaluation.metrics.iou import box_iou
+
+EXPECTED, ANSWERED = (40, 200, 60), (230, 40, 40)
+SCALE = 3  # the synthetic images are small: draw them larger
+
+
+def _draw(image: Image.Image, expected: Sequence[Sequence[float]], answered: Sequence[Sequence[float]] | None):
+    image = image.convert("RGB")
+    image = image.resize((image.width * SCALE, image.height * SCALE), Image.NEAREST)
+    pen = ImageDraw.Draw(image)
+    for boxes, colour in ((expected, EXPECTED), (answered or [], ANSWERED)):
+        for x1, y1, x2, y2 in boxes:
+            pen.rectangle(
+                [x1 * image.width, y1 * image.height, x2 * image.width, y2 * image.height], outline=colour, width=2
+            )
+    return image
+
+
+def _frames_of(row: Mapping[str, Any], record: Mapping[str, Any], root: Path) -> list[Path]:
+    if "image_path" in row:
+        return [root / row["image_path"]]
+    frames = list(row["frames"])
+    return [root / row["frame_dir"] / frames[i] for i in record["frame_indices"]]
+
+
+def picture(record: Mapping[str, Any], row: Mapping[str, Any], root: str | Path = ".") -> bytes:
+    """One answer drawn: the image, or the clip's shown frames side by side."""
+    panels = []
+    answered = record["prediction"]
+    for t, path in enumerate(_frames_of(row, record, Path(root))):
+        boxes = answered[t] if answered is not None and t < len(answered) else None
+        panels.append(_draw(Image.open(path), record["expected"][t], boxes))
+    width = sum(p.width for p in panels) + 4 * (len(panels) - 1)
+    sheet = Image.new("RGB", (width, max(p.height for p in panels)), "white")
+    x = 0
+    for panel in panels:
+        sheet.paste(panel, (x, 0))
+        x += panel.width + 4
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def answer_iou(record: Mapping[str, Any]) -> float:
+    """Mean over shown frames of the mean IoU of the i-th answered with the i-th expected box (0 for a
+    frame with another count of boxes, 1 for a frame rightly answered with none): a ranking for the
+    gallery, not a metric."""
+    if record["prediction"] is None or len(record["prediction"]) != len(record["expected"]):
+        return 0.0
+    scores = []
+    for answered, expected in zip(record["prediction"], record["expected"]):
+        if len(answered) != len(expected):
+            scores.append(0.0)
+        else:
+            scores.append(float(np.mean([box_iou(a, e) for a, e in zip(answered, expected)])) if expected else 1.0)
+    return float(np.mean(scores))
+
+
+def examples_and_failures(records: Sequence[Mapping[str, Any]], count: int = 4) -> tuple[list, list]:
+    """``count`` records in split order (examples) and the ``count`` with the lowest `answer_iou` (failures)."""
+    ranked = sorted(records, key=answer_iou)
+    return list(records[:count]), ranked[:count]

@@ -1,0 +1,204 @@
+"""Evaluation: a model's answers on a benchmark split saved shard by shard (resumable), scored from the
+saved answers alone, and the rules that wire it (`snakemake -n evaluate`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from sa2va_st import catalog, paths
+from sa2va_st.errors import EvaluationError
+from sa2va_st.evaluation.benchmarks import all_benchmarks, open_benchmark, select_benchmarks
+from sa2va_st.evaluation.predict import predict_split, read_predictions, shard_indices
+from sa2va_st.evaluation.score import score_records
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """The tiny preset with fresh trainable parts (what `untrained_model` exports), in eval mode."""
+    from sa2va_st.model import Sa2vaSTConfig, Sa2vaSTModel
+    from sa2va_st.testing.tiny import TINY_CLIP_DIM, save_tiny_preset
+
+    vlm = save_tiny_preset(tmp_path_factory.mktemp("tiny"), 0, ["vlm"])["vlm"]
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["model"].update(vlm=str(vlm), dtype="fp32", max_image_tiles=1)
+    config["model"]["lora"].update(r=8, alpha=16)
+    config["model"]["temporal"]["clip_dim"] = TINY_CLIP_DIM
+    return Sa2vaSTModel.from_config(Sa2vaSTConfig.from_pipeline_config(config), seed=0).eval()
+
+
+def benchmark(name: str):
+    (found,) = select_benchmarks([name], ())
+    return found
+
+
+def dataset_of(name: str, build: dict):
+    return open_benchmark(
+        benchmark(name),
+        spatial=build["spatial_manifests"],
+        temporal=build["temporal_manifests"],
+        video_frames=3,
+        num_positions=100,
+    )
+
+
+def test_benchmarks_come_from_the_catalog_and_unknown_names_fail():
+    names = [b.name for b in all_benchmarks()]
+    assert names[:3] == ["refcoco/val", "refcoco/testA", "refcoco/testB"]
+    assert "charades/test" in names and "didemo/test" in names
+    server = {b.name for b in all_benchmarks() if not b.scored_here}
+    assert server == {"mevis/valid", "rvos/valid"}
+    assert [b.name for b in select_benchmarks(None, ["refcocog"])] == ["refcocog/val", "refcocog/test"]
+    with pytest.raises(EvaluationError, match="evaluation.benchmarks"):
+        select_benchmarks(["refcoco/train2"], ())
+
+
+def test_shards_partition_the_items():
+    shards = [list(shard_indices(10, s, 3)) for s in range(3)]
+    assert sorted(i for shard in shards for i in shard) == list(range(10))
+    with pytest.raises(ValueError):
+        shard_indices(10, 3, 3)
+
+
+@pytest.mark.parametrize("name", ["refcoco/val", "mevis/valid_u", "charades/test"])
+def test_every_expression_is_answered_once_and_scores_rerun_from_the_saved_answers(
+    name, tiny_model, synthetic_build, tmp_path
+):
+    bench = benchmark(name)
+    dataset = dataset_of(name, synthetic_build)
+    files = [
+        predict_split(tiny_model, dataset, tmp_path / f"p.{s}.jsonl", shard=s, num_shards=2, batch_size=4)
+        for s in range(2)
+    ]
+    records = read_predictions(files)
+    folder = synthetic_build["temporal_manifests" if bench.task == catalog.TEMPORAL_GROUNDING else "spatial_manifests"]
+    manifest = pd.read_parquet(paths.manifest(str(folder), bench.dataset, bench.split))
+    assert sorted(r["id"] for r in records) == sorted(str(i) for i in manifest["id"])
+    assert {r["task"] for r in records} == {bench.task}
+    assert all(r["expected"] is not None for r in records)
+    first = score_records(records)
+    again = score_records(read_predictions(files))
+    assert first == again
+    assert first["n"] >= len(records) and 0 <= first["unparseable"] <= len(records)
+    if bench.task == catalog.TEMPORAL_GROUNDING:
+        assert set(first) >= {"R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "mAP"}
+        by_id = manifest.set_index(manifest["id"].astype(str))
+        for r in records:  # the saved truth is the manifest's window
+            assert r["expected"] == pytest.approx([by_id.loc[r["id"], "start_s"], by_id.loc[r["id"], "end_s"]])
+    else:
+        assert set(first) >= {"Acc@0.5", "box_mIoU"}
+
+
+def test_a_killed_shard_resumes_without_asking_again(tiny_model, synthetic_build, tmp_path, monkeypatch):
+    from sa2va_st.model import inference
+
+    dataset = dataset_of("refcoco/val", synthetic_build)
+    whole = predict_split(tiny_model, dataset, tmp_path / "whole.jsonl", batch_size=4)
+    lines = whole.read_text().splitlines(keepends=True)
+    out = tmp_path / "resumed.jsonl"
+    # what a kill leaves: the first batches saved, the last line torn
+    out.with_name(out.name + ".partial").write_text("".join(lines[:5]) + lines[5][:17])
+    asked = []
+    real = inference.ground_boxes_batch
+
+    def counting(model, requests, **kwargs):
+        asked.extend(requests)
+        return real(model, requests, **kwargs)
+
+    monkeypatch.setattr(inference, "ground_boxes_batch", counting)
+    predict_split(tiny_model, dataset, out, batch_size=4)
+    assert len(asked) == len(lines) - 5
+    assert out.read_text() == whole.read_text()
+    assert not out.with_name(out.name + ".partial").exists()
+
+
+def record(task, prediction, expected, **extra):
+    return {"id": str(len(extra)), "task": task, "prediction": prediction, "expected": expected} | extra
+
+
+def test_scores_of_hand_made_answers():
+    image = [
+        record(catalog.IMAGE_GROUNDING, [[[0, 0, 2, 2]]], [[[0, 0, 2, 2]]]),  # IoU 1
+        record(catalog.IMAGE_GROUNDING, [[[0, 0, 2, 1]]], [[[0, 0, 2, 2]]]),  # IoU 0.5: counts (>=)
+        record(catalog.IMAGE_GROUNDING, None, [[[0, 0, 2, 2]]]),  # unparseable: IoU 0, in the denominator
+        record(catalog.IMAGE_GROUNDING, [[]], [[[0, 0, 2, 2]]]),  # no box answered: IoU 0
+    ]
+    scores = score_records(image)
+    assert scores["Acc@0.5"] == 0.5 and scores["box_mIoU"] == pytest.approx(1.5 / 4)
+    assert scores["n"] == 4 and scores["unparseable"] == 2
+
+    box, half = [0, 0, 2, 2], [0, 0, 2, 1]
+    video = [
+        # frame 1 matched, frame 2 half (IoU 0.5), frame 3 correctly empty
+        record(catalog.VIDEO_GROUNDING, [[box], [half], []], [[box], [box], []], type_id=0),
+        # two objects, one missed in frame 1 (0), frame 2 both right, frame 3 a box where none is (0)
+        record(catalog.VIDEO_GROUNDING, [[box], [box, box], [box]], [[box, box], [box, box], []], type_id=1),
+    ]
+    scores = score_records(video)
+    assert scores["n"] == 6 and scores["expressions"] == 2
+    assert scores["Acc@0.5"] == pytest.approx(4 / 6)
+    assert scores["box_mIoU"] == pytest.approx((1 + 0.5 + 1 + 0 + 1 + 0) / 6)
+    assert scores["subsets"]["referring"]["Acc@0.5"] == 1.0
+    assert scores["subsets"]["reasoning"]["Acc@0.5"] == pytest.approx(1 / 3)
+
+    temporal = [
+        record(catalog.TEMPORAL_GROUNDING, [0.0, 10.0], [0.0, 10.0]),
+        record(catalog.TEMPORAL_GROUNDING, [0.0, 4.0], [0.0, 10.0]),  # IoU 0.4
+        record(catalog.TEMPORAL_GROUNDING, None, [2.0, 3.0]),
+    ]
+    scores = score_records(temporal)
+    assert scores["R1@0.3"] == pytest.approx(2 / 3) and scores["R1@0.5"] == pytest.approx(1 / 3)
+    assert scores["mIoU"] == pytest.approx(1.4 / 3) and scores["unparseable"] == 1
+
+
+def test_a_split_without_labels_is_refused_not_scored():
+    with pytest.raises(EvaluationError, match="server"):
+        score_records([record(catalog.VIDEO_GROUNDING, [[]], None)], source="p.jsonl")
+    with pytest.raises(EvaluationError, match="no predictions"):
+        score_records([], source="p.jsonl")
+
+
+def dry_run(*config: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "evaluate", "--config", *config],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    return done.stdout
+
+
+def test_evaluate_plans_each_model_on_each_scored_split_with_its_shards():
+    plan = dry_run("evaluation={shards: 3}")
+    outputs = set(re.findall(r"output: (results/metrics/\S+\.json)\b", plan))
+    local = [b for b in all_benchmarks() if b.scored_here]
+    wanted = {paths.split_metrics(m, b.dataset, b.split) for m in ("trained", "untrained") for b in local}
+    assert outputs == wanted
+    shards = re.findall(r"predictions/refcoco_val\.(\d)-of-3\.jsonl", plan)
+    assert sorted(set(shards)) == ["0", "1", "2"]
+    assert "mevis_valid.json" not in plan and "rvos_valid" not in plan
+
+    only = dry_run("evaluation={models: [untrained], benchmarks: [charades/test]}")
+    assert set(re.findall(r"output: (results/metrics/\S+\.json)\b", only)) == {
+        "results/metrics/untrained/charades_test.json"
+    }
+
+
+def test_saved_answers_are_json_lines(tiny_model, synthetic_build, tmp_path):
+    out = predict_split(tiny_model, dataset_of("revos/valid", synthetic_build), tmp_path / "r.jsonl", batch_size=4)
+    for line in out.read_text().splitlines():
+        row = json.loads(line)
+        assert {"id", "sentence", "answer", "prediction", "expected", "type_id", "frame_indices"} <= set(row)
+        assert len(row["frame_indices"]) == 3 and len(row["expected"]) == 3
