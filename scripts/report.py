@@ -20,7 +20,7 @@ PREDICTIONS_NAME = re.compile(r"(?P<model>[^/]+)/predictions/(?P<benchmark>.+)\.
 
 
 def predictions_by_split(files: list[Path]) -> dict:
-    from sa2va_st import catalog
+    from sa2va_st import catalog, paths
 
     found: dict = {}
     for path in sorted(files):
@@ -29,7 +29,7 @@ def predictions_by_split(files: list[Path]) -> dict:
             raise SystemExit(f"error: {path}: not a prediction shard file")
         for d in catalog.DATASETS:
             for s in d.eval_splits:
-                if match["benchmark"] == f"{d.name}_{s.name}":
+                if match["benchmark"] == paths.benchmark_name(d.name, s.name):
                     found.setdefault(match["model"], {}).setdefault((d.name, s.name), []).append(path)
     return found
 

@@ -145,11 +145,12 @@ TRAIN_RUNTIME_MIN = 72 * 60
 TORCHRUN_EXE = "torchrun" if IN_CONDA_ENV else str(Path(sys.executable).with_name("torchrun"))
 TORCHRUN = training_launch.torchrun_command(TORCHRUN_EXE, TRAIN_PROCESSES, RANK_LOGS, RUN)
 # every value the run reads: a change in any of them re-trains, a re-run with none changed does nothing
+CLIP_IDENTITY = {"model": CLIP["model"], "pretrained": CLIP["pretrained"]}
 TRAIN_SETTINGS = json.dumps(
     {
         "training": TRAINING,
         "model": config["model"],
-        "clip": {"model": CLIP["model"], "pretrained": CLIP["pretrained"]},
+        "clip": CLIP_IDENTITY,
     },
     sort_keys=True,
 )
@@ -167,7 +168,7 @@ UNTRAINED_MODEL = paths.untrained_model(RUN)
 SCORED_MODELS = {"trained": TRAINED_MODEL, "untrained": UNTRAINED_MODEL}
 # what the untrained model is made of (not the recipe: changing the learning rate keeps it)
 UNTRAINED_SETTINGS = json.dumps(
-    {"training": {"seed": TRAINING["seed"]}, "model": config["model"], "clip": json.loads(TRAIN_SETTINGS)["clip"]},
+    {"training": {"seed": TRAINING["seed"]}, "model": config["model"], "clip": CLIP_IDENTITY},
     sort_keys=True,
 )
 MIX_DATASETS = [

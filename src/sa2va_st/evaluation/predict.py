@@ -6,7 +6,7 @@
   ``num_tokens`` features at the centres of equal bins. Each expression is asked on its own, as a
   one-turn conversation, through the inference API (`ground_boxes_batch`, `ground_window_batch`).
 - **Shards.** Item ``i`` belongs to shard ``i % num_shards``; a shard is one job (one GPU).
-- **Records.** One JSON object per expression or query, in item order (fields in `record_fields`):
+- **Records.** One JSON object per expression or query, in item order:
   the manifest ``id``, the question, the raw ``answer``, the parsed ``prediction`` (``null`` when the
   answer does not parse) and the ``expected`` answer from the manifest (``null`` where the split's
   labels are held by a server), plus what scoring needs (``type_id``, ``frame_indices``,
@@ -31,8 +31,6 @@ from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING
 from ..formats.common import ParseFailure
 
 log = logging.getLogger(__name__)
-
-record_fields = ("id", "dataset", "split", "task", "sentence", "answer", "prediction", "expected")
 
 
 def shard_indices(n_items: int, shard: int, num_shards: int) -> range:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..evaluation.metrics.iou import box_iou
+from ..evaluation.metrics import frame_iou
 
 EXPECTED, ANSWERED = (40, 200, 60), (230, 40, 40)
 SCALE = 3  # the synthetic images are small: draw them larger
@@ -56,18 +56,11 @@ def picture(record: Mapping[str, Any], row: Mapping[str, Any], root: str | Path 
 
 
 def answer_iou(record: Mapping[str, Any]) -> float:
-    """Mean over shown frames of the mean IoU of the i-th answered with the i-th expected box (0 for a
-    frame with another count of boxes, 1 for a frame rightly answered with none): a ranking for the
-    gallery, not a metric."""
+    """Mean over shown frames of `metrics.frame_iou` (0 for a frame with another count of boxes, 1 for a
+    frame rightly answered with none): a ranking for the gallery, not a metric."""
     if record["prediction"] is None or len(record["prediction"]) != len(record["expected"]):
         return 0.0
-    scores = []
-    for answered, expected in zip(record["prediction"], record["expected"]):
-        if len(answered) != len(expected):
-            scores.append(0.0)
-        else:
-            scores.append(float(np.mean([box_iou(a, e) for a, e in zip(answered, expected)])) if expected else 1.0)
-    return float(np.mean(scores))
+    return float(np.mean([frame_iou(a, e)[0] for a, e in zip(record["prediction"], record["expected"])]))
 
 
 def examples_and_failures(records: Sequence[Mapping[str, Any]], count: int = 4) -> tuple[list, list]:

@@ -99,8 +99,7 @@ def _png(data: bytes, caption: str) -> str:
 # ----------------------------------------------------------------------------- sections
 
 
-def scorecard_section(inputs: ReportInputs) -> str:
-    metrics = read_metrics(inputs.models, inputs.root)
+def scorecard_section(inputs: ReportInputs, metrics: Mapping[str, Mapping[tuple[str, str], dict]]) -> str:
     rows = scorecard_rows({m: metrics.get(m, {}) for m in inputs.models})
     status_class = {"scored here": "scored", "needs server": "server", "not scored": "missing"}
     table_rows = []
@@ -242,9 +241,10 @@ def temporal_section(inputs: ReportInputs) -> str:
     return "".join(parts)
 
 
-def spatial_section(inputs: ReportInputs, pictures_per_split: int = 3) -> str:
+def spatial_section(
+    inputs: ReportInputs, metrics: Mapping[str, Mapping[tuple[str, str], dict]], pictures_per_split: int = 3
+) -> str:
     parts = ["<h2 id='spatial'>Spatial grounding</h2>"]
-    metrics = read_metrics(inputs.models, inputs.root)
     rows = []
     for d in catalog.DATASETS:
         if d.task == catalog.TEMPORAL_GROUNDING:
@@ -280,13 +280,14 @@ def spatial_section(inputs: ReportInputs, pictures_per_split: int = 3) -> str:
 
 def build_report(inputs: ReportInputs, repo: Path) -> str:
     """The whole page (see the module docstring)."""
+    metrics = read_metrics(inputs.models, inputs.root)
     sections = [
-        scorecard_section(inputs),
+        scorecard_section(inputs, metrics),
         provenance_section(inputs, repo),
         data_health_section(inputs),
         training_section(inputs),
         temporal_section(inputs),
-        spatial_section(inputs),
+        spatial_section(inputs, metrics),
     ]
     nav = " · ".join(
         f"<a href='#{a}'>{t}</a>"

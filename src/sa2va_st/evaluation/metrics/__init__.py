@@ -31,7 +31,7 @@ Keys, by function:
 `box_iou`, `window_iou` and `frame_boxes_match` (`iou`) score single answers (training answers).
 """
 
-from .boxes import box_accuracy, frame_box_accuracy
+from .boxes import box_accuracy, frame_box_accuracy, frame_iou
 from .iou import box_iou, frame_boxes_match, window_iou
 from .jf import boundary_f, j_and_f, region_similarity
 from .masks import mask_iou_stats
@@ -51,6 +51,7 @@ __all__ = [
     "boundary_f",
     "box_accuracy",
     "frame_box_accuracy",
+    "frame_iou",
     "box_iou",
     "frame_boxes_match",
     "grid_points",

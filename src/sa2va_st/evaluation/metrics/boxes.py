@@ -56,7 +56,7 @@ def box_accuracy(predicted: Sequence[Box | None], expected: Sequence[Box], thres
     }
 
 
-def _frame_iou(predicted: Sequence[Box], expected: Sequence[Box], threshold: float) -> tuple[float, bool]:
+def frame_iou(predicted: Sequence[Box], expected: Sequence[Box], threshold: float = 0.5) -> tuple[float, bool]:
     """(mean IoU, every box >= threshold) of one frame; see the module docstring."""
     if len(predicted) != len(expected):
         return 0.0, False
@@ -81,7 +81,7 @@ def frame_box_accuracy(
     for frames_p, frames_e in zip(predicted, expected):
         usable = frames_p is not None and len(frames_p) == len(frames_e)
         for t, frame_e in enumerate(frames_e):
-            iou, hit = _frame_iou(frames_p[t], frame_e, threshold) if usable else (0.0, False)
+            iou, hit = frame_iou(frames_p[t], frame_e, threshold) if usable else (0.0, False)
             ious.append(iou)
             hits.append(hit)
     return {
