@@ -28,4 +28,4 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 clean-demo:
-	rm -rf demo
+	rm -rf demo demo_smoke

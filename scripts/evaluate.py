@@ -4,7 +4,9 @@ evaluate.py untrained --config-json JSON --out results/train/RUN/untrained_model
                       the run's starting point (base model + its seed's fresh trainable parts), exported
 evaluate.py predict   --model DIR --benchmark DATASET/SPLIT --spatial-manifests DIR --temporal-manifests DIR
                       --video-frames N --batch-size B --shard I --num-shards N --out FILE.jsonl [--device auto]
-                      one shard's answers, resumable (see sa2va_st.evaluation.predict)
+                      [--sam2 ID_OR_DIR --data-root DIR]
+                      one shard's answers, resumable (see sa2va_st.evaluation.predict); with --sam2, image
+                      answers also get SAM2's mask and the true one from DIR's instances.json (cIoU, gIoU)
 evaluate.py score     --benchmark DATASET/SPLIT --out FILE.json PREDICTIONS.jsonl...
                       the split's metrics from its saved answers; no model runs
 """
@@ -39,14 +41,23 @@ def _benchmark(name: str):
 
 
 def predict_command(args: argparse.Namespace) -> None:
+    from sa2va_st.catalog import IMAGE_GROUNDING
     from sa2va_st.devices import claim_device
     from sa2va_st.evaluation.benchmarks import open_benchmark
+    from sa2va_st.evaluation.masks import ReferenceMasks
     from sa2va_st.evaluation.predict import predict_split
     from sa2va_st.model.checkpoint import load_exported
+    from sa2va_st.model.sam2 import load_sam2
 
     benchmark = _benchmark(args.benchmark)
     with claim_device(args.device) as device:
         model = load_exported(args.model, device=device)
+        segmenter = reference = None
+        if args.sam2 is not None and benchmark.task == IMAGE_GROUNDING:
+            if args.data_root is None:
+                raise SystemExit("error: --sam2 needs --data-root (the true masks are in the dataset's instances.json)")
+            segmenter = load_sam2(args.sam2, revision=args.sam2_revision, device=device)
+            reference = ReferenceMasks(args.data_root, benchmark.dataset)
         dataset = open_benchmark(
             benchmark,
             spatial=args.spatial_manifests,
@@ -55,7 +66,14 @@ def predict_command(args: argparse.Namespace) -> None:
             num_positions=model.config.temporal.num_tokens,
         )
         predict_split(
-            model, dataset, args.out, shard=args.shard, num_shards=args.num_shards, batch_size=args.batch_size
+            model,
+            dataset,
+            args.out,
+            shard=args.shard,
+            num_shards=args.num_shards,
+            batch_size=args.batch_size,
+            segmenter=segmenter,
+            reference_masks=reference,
         )
 
 
@@ -91,6 +109,9 @@ def main() -> None:
     p.add_argument("--shard", required=True, type=int)
     p.add_argument("--num-shards", required=True, type=int)
     p.add_argument("--device", default="auto", help="auto (a free GPU, else the CPU), cpu or cuda:N")
+    p.add_argument("--sam2", default=None, help="SAM2 hub id or folder: image answers also get masks")
+    p.add_argument("--sam2-revision", default=None)
+    p.add_argument("--data-root", default=None, type=Path, help="where the datasets' instances.json are")
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=predict_command)
 

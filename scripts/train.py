@@ -97,7 +97,11 @@ def answers_command(args: argparse.Namespace) -> None:
     report["model"] = str(args.model)
     atomic_write_json(args.out, report)
     for task, result in report["tasks"].items():
-        print(f"{task}: {result['correct']} of {result['asked']} training samples answered correctly", file=sys.stderr)
+        frames = f" ({result['frames_correct']} of {result['frames_asked']} frames)" if "frames_asked" in result else ""
+        print(
+            f"{task}: {result['correct']} of {result['asked']} training samples answered correctly{frames}",
+            file=sys.stderr,
+        )
 
 
 def failure_command(args: argparse.Namespace) -> None:

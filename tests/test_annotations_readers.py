@@ -445,10 +445,11 @@ def test_rvos_key_orders_agree_on_the_world_and_differ_where_documented(data_roo
 def test_rvos_pickle_of_another_split_is_refused(data_root: Path, tmp_path: Path) -> None:
     root = data_root / "video_datas/rvos"
     masks = load_builtin_pickle(root / "mask_dict.pkl")
+    expressions = len(masks)  # the train split's, one mask list per expression
     masks[len(masks) + 3] = masks[0]
     bad = tmp_path / "mask_dict.pkl"
     bad.write_bytes(pickle.dumps(masks, protocol=4))
-    with pytest.raises(AnnotationError, match="need keys 0..13") as error:
+    with pytest.raises(AnnotationError, match=f"need keys 0..{expressions - 1}") as error:
         read_rvos_split(root, "train", bad)
     assert str(bad) in str(error.value)
 

@@ -92,7 +92,8 @@ def test_counts_and_content_match_the_world(world_root, built) -> None:
             assert d[name]["splits"][split]["counts"]["records"] == expected["sentences"]
     for split, expected in world["datasets"]["mevis"]["splits"].items():
         assert d["mevis"]["splits"][split]["counts"]["records"] == expected["expression_count"]
-    assert d["mevis"]["mask_entries"] == {"entries": 20, "unused": 0}
+    mevis_masks = sum(split["mask_record_count"] for split in world["datasets"]["mevis"]["splits"].values())
+    assert d["mevis"]["mask_entries"] == {"entries": mevis_masks, "unused": 0}
     for split, expected in world["datasets"]["revos"]["splits"].items():
         counts = d["revos"]["splits"][split]["counts"]
         assert counts["records"] == expected["expression_count"]

@@ -10,8 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from sa2va_st import catalog, paths
@@ -93,8 +95,10 @@ def test_every_expression_is_answered_once_and_scores_rerun_from_the_saved_answe
     if bench.task == catalog.TEMPORAL_GROUNDING:
         assert set(first) >= {"R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "mAP"}
         by_id = manifest.set_index(manifest["id"].astype(str))
-        for r in records:  # the saved truth is the manifest's window
+        for r in records:  # the saved truths are the manifest's target and its list of ground-truth windows
             assert r["expected"] == pytest.approx([by_id.loc[r["id"], "start_s"], by_id.loc[r["id"], "end_s"]])
+            windows = [[float(v) for v in w] for w in by_id.loc[r["id"], "ground_truth_windows"]]
+            assert r["expected_windows"] == windows and r["expected"] in r["expected_windows"]
     else:
         assert set(first) >= {"Acc@0.5", "box_mIoU"}
 
@@ -160,6 +164,14 @@ def test_scores_of_hand_made_answers():
     assert scores["R1@0.3"] == pytest.approx(2 / 3) and scores["R1@0.5"] == pytest.approx(1 / 3)
     assert scores["mIoU"] == pytest.approx(1.4 / 3) and scores["unparseable"] == 1
 
+    # DiDeMo: several annotators' windows; the answer is matched with the one it overlaps best
+    didemo = [
+        record(catalog.TEMPORAL_GROUNDING, [5.0, 10.0], [0.0, 10.0], expected_windows=[[0.0, 10.0], [5.0, 10.0]]),
+        record(catalog.TEMPORAL_GROUNDING, [20.0, 25.0], [0.0, 5.0], expected_windows=[[0.0, 5.0], [0.0, 10.0]]),
+    ]
+    scores = score_records(didemo)
+    assert scores["R1@0.7"] == 0.5 and scores["mIoU"] == pytest.approx(0.5)  # IoU 1 (second window), then 0
+
 
 def test_a_split_without_labels_is_refused_not_scored():
     with pytest.raises(EvaluationError, match="server"):
@@ -202,3 +214,70 @@ def test_saved_answers_are_json_lines(tiny_model, synthetic_build, tmp_path):
         row = json.loads(line)
         assert {"id", "sentence", "answer", "prediction", "expected", "type_id", "frame_indices"} <= set(row)
         assert len(row["frame_indices"]) == 3 and len(row["expected"]) == 3
+
+
+def test_image_records_carry_the_true_mask_and_sam2s_and_rescore_exactly(tiny_model, synthetic_build, tmp_path):
+    from pycocotools import mask as mask_utils
+
+    from sa2va_st.evaluation.masks import ReferenceMasks, decode_mask
+    from sa2va_st.model.sam2 import load_sam2
+    from sa2va_st.testing.tiny import save_tiny_preset
+
+    segmenter = load_sam2(save_tiny_preset(tmp_path / "tiny", 0, ["sam2"])["sam2"])
+    reference = ReferenceMasks(synthetic_build["root"], "refcoco")
+    dataset = dataset_of("refcoco/val", synthetic_build)
+    out = predict_split(
+        tiny_model, dataset, tmp_path / "p.jsonl", batch_size=4, segmenter=segmenter, reference_masks=reference
+    )
+    records = read_predictions([out])
+    instances = json.loads(reference.file.read_text())
+    annotations = {a["id"]: a for a in instances["annotations"]}
+    sizes = {im["id"]: (im["height"], im["width"]) for im in instances["images"]}
+    for r in records:  # the saved target is the annotation's mask as pycocotools reads instances.json
+        annotation = annotations[r["ann_id"]]
+        height, width = sizes[annotation["image_id"]]
+        segmentation = annotation["segmentation"]
+        if isinstance(segmentation, dict):
+            rle = {"size": segmentation["size"], "counts": segmentation["counts"].encode()}
+        else:
+            rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+        assert np.array_equal(decode_mask(r["expected_mask"]), mask_utils.decode(rle).astype(bool))
+        assert r["mask"] is None or decode_mask(r["mask"]).shape == (height, width)
+        assert (r["mask"] is None) == (r["prediction"] is None)
+    scores = score_records(records)
+    assert {"cIoU", "gIoU"} <= set(scores) and scores == score_records(read_predictions([out]))
+
+    # SAM2 prompted by a true box gives a mask of the image's size (random weights: its content means nothing)
+    item = dataset[0]
+    mask = segmenter.expression_mask(item["image"], [item["boxes"][0].tolist()])
+    assert tuple(mask.shape) == (item["height"], item["width"]) and mask.dtype == torch.bool
+
+
+def test_mask_scores_of_hand_made_records():
+    from sa2va_st.evaluation.masks import encode_mask
+
+    def square(x0, y0, x1, y1, size=(4, 4)):
+        mask = np.zeros(size, dtype=bool)
+        mask[y0:y1, x0:x1] = True
+        return mask
+
+    truth = square(0, 0, 2, 2)  # 4 pixels
+    cases = [
+        (square(0, 0, 2, 2), truth),  # IoU 1: 4 / 4
+        (square(0, 0, 2, 1), truth),  # IoU 0.5: 2 / 4
+        (None, truth),  # unparseable: empty mask, 0 / 4
+        (np.zeros((4, 4), bool), np.zeros((4, 4), bool)),  # empty answer of an empty target: gIoU 1, adds 0 / 0
+    ]
+    records = [
+        record(
+            catalog.IMAGE_GROUNDING,
+            [[[0, 0, 1, 1]]],
+            [[[0, 0, 0.5, 0.5]]],
+            mask=None if pred is None else encode_mask(pred),
+            expected_mask=encode_mask(gt),
+        )
+        for pred, gt in cases
+    ]
+    scores = score_records(records)
+    assert scores["cIoU"] == pytest.approx((4 + 2 + 0 + 0) / (4 + 4 + 4 + 0))
+    assert scores["gIoU"] == pytest.approx((1 + 0.5 + 0 + 1) / 4)

@@ -251,8 +251,8 @@ def temporal_tree(tmp: Path, fps: float = 10.0) -> tuple[Path, Path]:
             "sentence": "first",
             "window": [0.0, 10.0],
             "window_chunks": [0, 1],
-            "annotator_windows": [[0, 1]],
-            "agreement": 1,
+            "annotator_windows": [[0, 1], [1, 0], [0, 0], [0, 1]],  # one written reversed, one repeated
+            "agreement": 2,
             "tie": False,
             "num_segments": 6,
         },
@@ -262,7 +262,7 @@ def temporal_tree(tmp: Path, fps: float = 10.0) -> tuple[Path, Path]:
             "sentence": "last",
             "window": [25.0, 30.0],
             "window_chunks": [5, 5],
-            "annotator_windows": [[5, 5]],
+            "annotator_windows": [[5, 5], [4, 5]],
             "agreement": 1,
             "tie": False,
             "num_segments": 6,
@@ -508,6 +508,11 @@ def test_temporal_reasons_are_counted_and_windows_mapped(tmp_path: Path) -> None
         ("123@N00_456_abc", "123@N00_456_abc.mov", 27.5, "clipped_end"),
     ]
     assert didemo[1]["end_idx"] == feature_count(27.5, 10) - 1 == 274
+    # every distinct annotator window, in seconds, clipped to the 27.5 s video; the target stays the most agreed
+    assert didemo[0]["ground_truth_windows"] == [[0.0, 10.0], [0.0, 5.0]]
+    assert didemo[1]["ground_truth_windows"] == [[25.0, 27.5], [20.0, 27.5]]
+    charades_rows = read(folder / "charades/train.parquet").to_pylist()
+    assert all(r["ground_truth_windows"] == [[r["start_s"], r["end_s"]]] for r in charades_rows)
     assert didemo[0]["video_path"].endswith("temporal/didemo/videos/123@N00_456_abc.mp4")
     assert report["fps"] == 10 and report["features_label"] == LABEL
     assert report["totals"] == {"rows_in": 18, "kept": 10, "clipped": 4, "dropped": 8}

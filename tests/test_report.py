@@ -28,7 +28,7 @@ def test_scorecard_sets_ours_beside_the_published_numbers():
     rows = scorecard_rows(metrics)
     acc = rows_by(rows, "refcoco/val", "Acc@0.5")
     assert acc["ours"] == {"trained": 50.0, "untrained": 0.0} and acc["status"] == "scored here" and acc["n"] == 10
-    ciou = rows_by(rows, "refcoco/val", "cIoU")  # upstream publishes cIoU; masks are not scored here yet
+    ciou = rows_by(rows, "refcoco/val", "cIoU")  # upstream publishes cIoU; these metrics files have no masks
     assert ciou["published"] == [("Sa2VA-4B", 82.4)] and ciou["status"] == "not scored" and ciou["n"] is None
     r1 = rows_by(rows, "charades/test", "R1@0.5")
     # upstream publishes no temporal number: the difference is to the best anchor (Mr.BLIP 69.3)

@@ -650,7 +650,7 @@ def test_existing_foreign_folder_is_refused(tmp_path: Path) -> None:
 
 
 def test_failed_generation_leaves_no_half_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def write_then_fail(root: Path, seed: int) -> dict:
+    def write_then_fail(root: Path, seed: int, scale: object) -> dict:
         (root / "half.txt").write_text("partial")
         raise RuntimeError("killed")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sa2va_st.demo import run_demo
+from sa2va_st.demo import SMOKE, run_demo
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,7 +28,7 @@ def demo_run(tmp_path_factory):
     demo_dir = tmp_path_factory.mktemp("demo")
     port = free_port()
     requests: list[dict] = []
-    first = run_demo(REPO, demo_dir, port, ["--quiet"], on_request=requests.append)
+    first = run_demo(REPO, demo_dir, port, ["--quiet"], on_request=requests.append, size=SMOKE)
     return demo_dir, port, first, requests
 
 
@@ -86,7 +86,7 @@ def test_only_configured_files_are_fetched(demo_run):
 def test_second_run_has_nothing_to_do(demo_run, capfd):
     demo_dir, port, _status, _requests = demo_run
     capfd.readouterr()
-    assert run_demo(REPO, demo_dir, port, []) == 0
+    assert run_demo(REPO, demo_dir, port, [], size=SMOKE) == 0
     output = capfd.readouterr()
     assert "Nothing to be done" in output.out + output.err
 
@@ -128,12 +128,12 @@ def test_another_fps_plans_only_its_own_jobs_and_keeps_the_first(demo_run, capfd
     demo_dir, port, *_ = demo_run
     before = feature_files(demo_dir, "charades", "fps10")
     capfd.readouterr()
-    assert run_demo(REPO, demo_dir, port, ["-n", "extract_clip_features", "--config", "fps=5"]) == 0
+    assert run_demo(REPO, demo_dir, port, ["-n", "extract_clip_features", "--config", "fps=5"], size=SMOKE) == 0
     plan = capfd.readouterr()
     planned = "\n".join(line for line in (plan.out + plan.err).splitlines() if line.strip().startswith("output:"))
     assert "fps5" in planned and "fps10" not in planned
     assert not re.search(r"^(download|unpack|fetch_source)\s+\d+$", plan.out + plan.err, flags=re.M)
-    assert run_demo(REPO, demo_dir, port, ["extract_clip_features", "--config", "fps=5", "--quiet"]) == 0
+    assert run_demo(REPO, demo_dir, port, ["extract_clip_features", "--config", "fps=5", "--quiet"], size=SMOKE) == 0
     assert feature_files(demo_dir, "charades", "fps10") == before, "the fps-10 set must be left untouched"
     fps5 = feature_files(demo_dir, "charades", "fps5")
     assert set(fps5) == set(before)
@@ -199,7 +199,7 @@ def test_manifests_at_another_fps_sit_beside_the_first(demo_run):
     demo_dir, port, *_ = demo_run
     first = sorted((demo_dir / "results" / "manifests" / "temporal").glob("*/fps10/*/*.parquet"))
     before = {path: path.read_bytes() for path in first}
-    assert run_demo(REPO, demo_dir, port, ["manifests", "--config", "fps=5", "--quiet"]) == 0
+    assert run_demo(REPO, demo_dir, port, ["manifests", "--config", "fps=5", "--quiet"], size=SMOKE) == 0
     assert {path: path.read_bytes() for path in first} == before
     (report,) = (demo_dir / "results" / "manifests" / "temporal").glob("*/fps5/report.json")
     assert json.loads(report.read_text())["fps"] == 5.0
@@ -226,10 +226,10 @@ def test_demo_config_builds_the_tiny_model_from_its_folders(demo_run, monkeypatc
 
 
 def test_demo_trains_with_two_ranks_rotates_checkpoints_and_learns(demo_run):
-    """`make demo` trains through torchrun with two CPU ranks: checkpoints rotate to save_total_limit,
-    every task's held-out loss falls (tiny splits: it overfits late), and the model answers its training samples through the
-    inference API far above chance (the >= 90% target of issue 11 is not reached by video yet:
-    docs/training.md, "The demo")."""
+    """The demo trains through torchrun with two CPU ranks: checkpoints rotate to save_total_limit,
+    every task's held-out loss falls, and the model answers training samples through the inference
+    API (the untrained one answers none). This is the test suite's short run on the base world; what
+    `make demo` reaches is measured in docs/training.md, "The demo"."""
     from sa2va_st.demo import DEMO_TRAINING
     from sa2va_st.training.metrics_log import read_metrics
 
@@ -251,8 +251,8 @@ def test_demo_trains_with_two_ranks_rotates_checkpoints_and_learns(demo_run):
     assert "[default1]" in log  # the second rank ran
     answers = json.loads((run / "training_answers.json").read_text())["tasks"]
     assert answers["image_grounding"]["asked"] == answers["temporal_grounding"]["asked"] == 16
-    assert answers["image_grounding"]["fraction"] >= 0.5
-    assert answers["temporal_grounding"]["fraction"] >= 0.5
+    assert answers["image_grounding"]["fraction"] >= 0.25
+    assert answers["temporal_grounding"]["fraction"] >= 0.25
 
 
 def test_demo_scores_trained_and_untrained_on_every_local_split(demo_run):
@@ -266,6 +266,8 @@ def test_demo_scores_trained_and_untrained_on_every_local_split(demo_run):
                 (demo_dir / paths.split_metrics(model, benchmark.dataset, benchmark.split)).read_text()
             )
             assert metrics["benchmark"] == benchmark.name and metrics["n"] > 0
+            if benchmark.task == "image_grounding":  # SAM2's masks of the answers, scored against the annotations
+                assert 0.0 <= metrics["cIoU"] <= 1.0 and 0.0 <= metrics["gIoU"] <= 1.0
 
 
 def test_demo_report_renders_the_scorecard_and_plots_in_chromium(demo_run, tmp_path):
@@ -275,7 +277,8 @@ def test_demo_report_renders_the_scorecard_and_plots_in_chromium(demo_run, tmp_p
     page = demo_dir / "results" / "report" / "index.html"
     text = page.read_text()
     assert "Scorecard" in text and "Sa2VA-4B" in text and "<svg" in text and "random weights" in text
-    assert run_demo(REPO, demo_dir, port, ["--report", "results/report.html", "--quiet"]) == 0
+    assert "cIoU (random SAM2)" in text  # every mask number says SAM2 is random here
+    assert run_demo(REPO, demo_dir, port, ["--report", "results/report.html", "--quiet"], size=SMOKE) == 0
     assert (demo_dir / "results" / "report.html").stat().st_size > page.stat().st_size
     try:
         chromium = ensure_chromium()

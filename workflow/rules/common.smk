@@ -180,6 +180,13 @@ MIX_DATASETS = [
 BENCHMARKS = [b for b in select_benchmarks(EVALUATION["benchmarks"], MIX_DATASETS) if b.scored_here]
 EVAL_SHARDS = EVALUATION["shards"] or LOCAL_GPUS or 1
 EVAL_VIDEO_FRAMES = EVALUATION["video_frames"] or TRAINING["video_frames"]
+# SAM2 for the image answers' masks (cIoU / gIoU): the flags of `evaluate.py predict`, or none
+EVAL_MASK_ARGS = (
+    f"--sam2 {shlex.quote(str(config['model']['sam2']))} --data-root {shlex.quote(DATA_ROOT)}"
+    + (f" --sam2-revision {shlex.quote(config['model']['sam2_revision'])}" if config["model"].get("sam2_revision") else "")
+    if EVALUATION["masks"]
+    else ""
+)
 SPLIT_PREDICTIONS = paths.split_predictions("{model}", "{dataset}", "{split}", "{shard}", EVAL_SHARDS)
 SPLIT_METRICS = paths.split_metrics("{model}", "{dataset}", "{split}")
 

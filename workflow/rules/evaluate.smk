@@ -40,6 +40,7 @@ rule evaluate_shard:
         video_frames=EVAL_VIDEO_FRAMES,
         batch_size=EVALUATION["batch_size"],
         num_shards=EVAL_SHARDS,
+        masks=lambda wildcards: EVAL_MASK_ARGS if catalog.dataset(wildcards.dataset).task == catalog.IMAGE_GROUNDING else "",
     resources:
         gpu=GPU_JOB,
         mem_mb=32000,
@@ -52,7 +53,8 @@ rule evaluate_shard:
         "{params.python} {params.script} predict --model {input.model:q} --benchmark {params.benchmark:q}"
         " --spatial-manifests {params.spatial:q} --temporal-manifests {params.temporal:q}"
         " --video-frames {params.video_frames} --batch-size {params.batch_size}"
-        " --shard {wildcards.shard} --num-shards {params.num_shards} --out {output.predictions:q} > {log:q} 2>&1"
+        " --shard {wildcards.shard} --num-shards {params.num_shards} {params.masks} --out {output.predictions:q}"
+        " > {log:q} 2>&1"
 
 
 rule evaluate_split:

@@ -18,7 +18,7 @@ from typing import Any
 from .. import catalog
 from ..errors import AnnotationError
 from .common import as_int, load_json, load_pickle, require, type_name
-from .masks import Box, PixelBox, check_rle, normalise, polygons_rle, rle_box
+from .masks import Box, PixelBox, Rle, check_rle, normalise, polygons_rle, rle_box
 
 REFS_PATTERN = re.compile(r"refs\(\w+\)\.p")
 REFS_FIX = "the refs pickle is not in the REFER format; download and unpack the dataset again"
@@ -206,15 +206,21 @@ def read_instances(path: Path) -> CocoInstances:
     return CocoInstances(images, annotations)
 
 
-def annotation_box(annotation: CocoAnnotation, image: CocoImage, *, file: Path) -> MaskBox:
-    """The tight pixel box of an annotation's mask (polygons or RLE, decoded by pycocotools)."""
+def annotation_rle(annotation: CocoAnnotation, image: CocoImage, *, file: Path) -> tuple[Rle | None, str, int]:
+    """An annotation's mask as a checked RLE (None: polygons without area), its source kind
+    (``"rle"`` or ``"polygon"``) and the number of degenerate polygon parts skipped."""
     key = f"annotations[id={annotation.ann_id}].segmentation"
     segmentation = annotation.segmentation
     if isinstance(segmentation, dict):
-        rle = check_rle(segmentation, file=file, key=key, size=(image.height, image.width))
-        return MaskBox(rle_box(rle), "rle", 0)
+        return check_rle(segmentation, file=file, key=key, size=(image.height, image.width)), "rle", 0
     rle, degenerate = polygons_rle(segmentation, image.height, image.width, file=file, key=key)
-    return MaskBox(None if rle is None else rle_box(rle), "polygon", degenerate)
+    return rle, "polygon", degenerate
+
+
+def annotation_box(annotation: CocoAnnotation, image: CocoImage, *, file: Path) -> MaskBox:
+    """The tight pixel box of an annotation's mask (polygons or RLE, decoded by pycocotools)."""
+    rle, kind, degenerate = annotation_rle(annotation, image, file=file)
+    return MaskBox(None if rle is None else rle_box(rle), kind, degenerate)
 
 
 def ref_target(ref: Ref, instances: CocoInstances, refs_file: Path) -> tuple[CocoImage, CocoAnnotation]:

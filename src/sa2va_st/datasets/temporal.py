@@ -34,7 +34,10 @@ Item dict:
 ``fps``            manifest ``fps`` (feature rate; row ``i`` is at ``i / fps`` s)
 ``num_features``   ``T``
 ``duration``       video duration in seconds (float)
-``window_s``       ``(start_s, end_s)``: the target window in seconds (for evaluation)
+``window_s``       ``(start_s, end_s)``: the target window in seconds
+``truths_s``       tuple of ``(start_s, end_s)``: every ground-truth window (manifest
+                   ``ground_truth_windows``; DiDeMo's annotators), what evaluation matches against;
+                   ``(window_s,)`` for a manifest without that column
 ``window_idx``     ``(a, b)``: the target bins, ``0 <= a <= b < N``
 ``answer``         ``encode_window_tokens(a, b)``
 =================  ==========================================================================
@@ -82,6 +85,7 @@ TEMPORAL_COLUMNS = (
     "start_idx",
     "end_idx",
 )
+OPTIONAL_COLUMNS = ("ground_truth_windows",)  # absent (a manifest written by hand): the target is the one truth
 
 
 class TemporalGroundingDataset(GroundingDataset):
@@ -103,7 +107,7 @@ class TemporalGroundingDataset(GroundingDataset):
     ) -> None:
         super().__init__(train=train, seed=seed, root=root)
         self.num_positions = check_int(num_positions, "num_positions", 1, 100, why=" (two-digit frame tokens)")
-        cols, origin = read_manifests(manifest_paths, TEMPORAL_COLUMNS, kind="temporal")
+        cols, origin = read_manifests(manifest_paths, TEMPORAL_COLUMNS, OPTIONAL_COLUMNS, kind="temporal")
         self.name = single_name(cols["dataset"], name, "temporal")
         keep = ("id", "dataset", "split", "video", "sentence", "features_path")
         self._cols = {k: cols[k] for k in keep}
@@ -114,6 +118,10 @@ class TemporalGroundingDataset(GroundingDataset):
         self._fps = np.asarray(cols["fps"], dtype=np.float64).reshape(n)
         self._duration = np.asarray(cols["duration"], dtype=np.float64).reshape(n)
         self._window = np.asarray([cols["start_s"], cols["end_s"]], dtype=np.float64).reshape(2, n).T  # (n, 2)
+        self._truths = [
+            tuple((float(a), float(b)) for a, b in windows) if windows else (tuple(self._window[i]),)
+            for i, windows in enumerate(cols["ground_truth_windows"])
+        ]
         self._num_features = np.asarray(cols["num_features"], dtype=np.int64).reshape(n)
         self._bins = np.zeros((n, 2), dtype=np.int64)
         for i in range(n):
@@ -214,6 +222,7 @@ class TemporalGroundingDataset(GroundingDataset):
             "num_features": int(self._num_features[index]),
             "duration": float(self._duration[index]),
             "window_s": (float(self._window[index, 0]), float(self._window[index, 1])),
+            "truths_s": self._truths[index],
             "window_idx": (a, b),
             "answer": encode_window_tokens(a, b, self.num_positions),
         }

@@ -10,7 +10,8 @@
   the manifest ``id``, the question, the raw ``answer``, the parsed ``prediction`` (``null`` when the
   answer does not parse) and the ``expected`` answer from the manifest (``null`` where the split's
   labels are held by a server), plus what scoring needs (``type_id``, ``frame_indices``,
-  ``duration``).
+  ``duration``, ``expected_windows``; for images with a SAM2 segmenter, ``ann_id``, ``mask`` and
+  ``expected_mask``, see `evaluation.masks`).
 - **Resume.** Records are appended to ``<out>.partial`` and flushed batch by batch; a restarted shard
   keeps the complete lines already there (a torn last line is dropped) and asks only the rest. The
   finished file is renamed to ``<out>`` in one step.
@@ -29,6 +30,7 @@ import numpy as np
 
 from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING
 from ..formats.common import ParseFailure
+from .masks import ReferenceMasks, encode_mask
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ def requests_of(item: Mapping[str, Any]) -> Iterator[tuple[tuple, dict[str, Any]
     base = {"dataset": item["dataset"], "split": item["split"], "task": task}
     if task == TEMPORAL_GROUNDING:
         window = item.get("window_s")
+        truths = item.get("truths_s")
         yield (
             (np.asarray(item["features"]), float(item["duration"]), item["sentence"]),
             base
@@ -69,6 +72,7 @@ def requests_of(item: Mapping[str, Any]) -> Iterator[tuple[tuple, dict[str, Any]
                 "sentence": item["sentence"],
                 "duration": float(item["duration"]),
                 "expected": None if window is None else [float(window[0]), float(window[1])],
+                "expected_windows": None if truths is None else [[float(a), float(b)] for a, b in truths],
             },
         )
         return
@@ -77,6 +81,7 @@ def requests_of(item: Mapping[str, Any]) -> Iterator[tuple[tuple, dict[str, Any]
         if task == IMAGE_GROUNDING:
             box = np.asarray(item["boxes"][turn], dtype=float)
             record["expected"] = [[[round(float(v), 6) for v in box]]]
+            record["ann_id"] = int(item["ann_ids"][turn])
             yield (item["image"], sentence), record
         else:
             has_answer = item["answers"][turn] is not None
@@ -86,6 +91,15 @@ def requests_of(item: Mapping[str, Any]) -> Iterator[tuple[tuple, dict[str, Any]
                 "expected": _frame_boxes(item["boxes"][turn], item["present"][turn]) if has_answer else None,
             }
             yield (item["frames"], sentence), record
+
+
+def _masks(segmenter: Any, reference: ReferenceMasks | None, image: Any, record: Mapping[str, Any]) -> dict:
+    """``mask`` (SAM2 prompted by the answered boxes) and ``expected_mask`` of one image record."""
+    if reference is None:
+        raise ValueError("masks need the dataset's reference masks as well as a segmenter")
+    prediction = record["prediction"]
+    mask = None if prediction is None else encode_mask(segmenter.expression_mask(image, prediction[0]).numpy())
+    return {"mask": mask, "expected_mask": reference.rle(record["ann_id"])}
 
 
 def _done_ids(partial: Path) -> set[str]:
@@ -109,8 +123,14 @@ def predict_split(
     num_shards: int = 1,
     batch_size: int = 8,
     max_objects: int | None = None,
+    segmenter: Any = None,
+    reference_masks: ReferenceMasks | None = None,
 ) -> Path:
-    """Ask ``model`` every question of the shard's items and write the records to ``out`` (JSONL)."""
+    """Ask ``model`` every question of the shard's items and write the records to ``out`` (JSONL).
+
+    With ``segmenter`` (a `Sam2Segmenter`) and ``reference_masks``, image records also carry SAM2's
+    mask of the answer and the true mask (`evaluation.masks`).
+    """
     from ..model.inference import DEFAULT_MAX_OBJECTS, ground_boxes_batch, ground_window_batch
 
     out = Path(out)
@@ -137,8 +157,11 @@ def predict_split(
                 model, requests, batch_size=batch_size, max_objects=objects, return_text=True
             )
             predictions = [_box_prediction(p) for p in parsed]
-        for (_, record), text, prediction in zip(pending, texts, predictions):
-            handle.write(json.dumps(record | {"answer": text, "prediction": prediction}) + "\n")
+        for (request, record), text, prediction in zip(pending, texts, predictions):
+            record = record | {"answer": text, "prediction": prediction}
+            if segmenter is not None and record["task"] == IMAGE_GROUNDING:
+                record |= _masks(segmenter, reference_masks, request[0], record)
+            handle.write(json.dumps(record) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
         asked += len(pending)

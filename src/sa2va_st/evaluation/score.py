@@ -2,13 +2,15 @@
 
 - **Image grounding** (RefCOCO/+/g): the first box of each answer against the expression's box,
   `metrics.box_accuracy` (``Acc@0.5``, ``box_mIoU``); an answer with no box scores like an
-  unparseable one (IoU 0).
+  unparseable one (IoU 0). Where the records carry masks (`evaluation.masks`: SAM2's mask of the
+  answer, the annotation's mask), also ``cIoU`` and ``gIoU`` (`metrics.mask_iou_stats`).
 - **Video grounding by boxes** (MeViS, Ref-YouTube-VOS, ReVOS): every sampled frame of every
   expression, `metrics.frame_box_accuracy`. ReVOS also reports its ``referring`` (type 0) and
   ``reasoning`` (type 1) expressions apart; the no-target ones (type 2) count in the whole split only.
-- **Temporal grounding** (Charades-STA, DiDeMo): the window against the query's window,
-  `metrics.r1_at` (``R1@0.3/0.5/0.7``, ``mIoU``) and `metrics.mean_average_precision` over the one
-  window answered (score 1), ``mAP``.
+- **Temporal grounding** (Charades-STA, DiDeMo): the window against the query's ground-truth windows
+  (``expected_windows``: Charades-STA's one, DiDeMo's annotators'; ``expected``, the training target,
+  where a record has no list), `metrics.r1_at` (``R1@0.3/0.5/0.7``, ``mIoU``: the best match) and
+  `metrics.mean_average_precision` over the one window answered (score 1), ``mAP``.
 
 Records without an expected answer (a split whose labels a server holds) cannot be scored here.
 """
@@ -20,24 +22,36 @@ from typing import Any
 
 from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 from ..errors import EvaluationError
-from .metrics import box_accuracy, frame_box_accuracy, mean_average_precision, r1_at
+from .masks import decode_mask
+from .metrics import box_accuracy, frame_box_accuracy, mask_iou_stats, mean_average_precision, r1_at
 
 # ReVOS's expression types (manifest ``type_id``) reported apart.
 SUBSET_TYPE_IDS: dict[str, int] = {"referring": 0, "reasoning": 1}
 
 
-def _image_scores(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _image_scores(records: Sequence[Mapping[str, Any]], source: str) -> dict[str, Any]:
     predicted = [r["prediction"][0][0] if r["prediction"] and r["prediction"][0] else None for r in records]
-    return box_accuracy(predicted, [r["expected"][0][0] for r in records])
+    scores = box_accuracy(predicted, [r["expected"][0][0] for r in records])
+    if all("expected_mask" in r for r in records):
+        masks = [None if r["mask"] is None else decode_mask(r["mask"], source=source) for r in records]
+        truths = [decode_mask(r["expected_mask"], source=source) for r in records]
+        stats = mask_iou_stats(masks, truths)
+        scores |= {"cIoU": stats["cIoU"], "gIoU": stats["gIoU"]}
+    return scores
 
 
-def _video_scores(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _video_scores(records: Sequence[Mapping[str, Any]], source: str) -> dict[str, Any]:
     return frame_box_accuracy([r["prediction"] for r in records], [r["expected"] for r in records])
 
 
-def _temporal_scores(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def temporal_truths(records: Sequence[Mapping[str, Any]]) -> list[list[list[float]]]:
+    """Per temporal record, the ground-truth windows a prediction is matched against (module docstring)."""
+    return [r.get("expected_windows") or [r["expected"]] for r in records]
+
+
+def _temporal_scores(records: Sequence[Mapping[str, Any]], source: str) -> dict[str, Any]:
     predictions = [r["prediction"] for r in records]
-    truths = [r["expected"] for r in records]
+    truths = temporal_truths(records)
     scores = r1_at(predictions, truths)
     scored = [None if p is None else [(p[0], p[1], 1.0)] for p in predictions]
     scores["mAP"] = mean_average_precision(scored, truths)["mAP"]
@@ -63,13 +77,13 @@ def score_records(records: Sequence[Mapping[str, Any]], *, source: str = "predic
             fix="a split whose labels a server holds is submitted, not scored here",
         )
     (task,) = tasks
-    scores = SCORERS[task](records)
+    scores = SCORERS[task](records, source)
     if task == VIDEO_GROUNDING and any(r.get("type_id") is not None for r in records):
         subsets = {}
         for name, type_id in SUBSET_TYPE_IDS.items():
             part = [r for r in records if r.get("type_id") == type_id]
             if part:
-                subsets[name] = SCORERS[task](part)
+                subsets[name] = SCORERS[task](part, source)
         if subsets:
             scores["subsets"] = subsets
     return scores

@@ -13,12 +13,14 @@ from pathlib import Path
 import pyarrow as pa
 
 FORMAT = "sa2va_st.manifests"
-FORMAT_VERSION = 2  # 2: video boxes per frame and object; images carry the annotator's raw sentence
+FORMAT_VERSION = 3  # 2: video boxes per frame and object; images carry the annotator's raw sentence;
+# 3: temporal rows list every ground-truth window (DiDeMo's annotators)
 
 # List children are named "element", as Parquet names them, so a table read back has exactly these types.
 BOX = pa.list_(pa.field("element", pa.float64()), 4)  # [x1, y1, x2, y2] normalised
 OBJECT_BOXES = pa.list_(pa.field("element", BOX))  # one entry per referred object: its box, or null
 STRINGS = pa.list_(pa.field("element", pa.string()))
+WINDOW = pa.list_(pa.field("element", pa.float64()), 2)  # [start_s, end_s]
 
 
 def _schema(kind: str, fields: list[pa.Field]) -> pa.Schema:
@@ -89,6 +91,7 @@ TEMPORAL_SCHEMA = _schema(
         pa.field("end_idx", pa.int64(), nullable=False),
         pa.field("window_as_written_start", pa.float64(), nullable=False),
         pa.field("window_as_written_end", pa.float64(), nullable=False),
+        pa.field("ground_truth_windows", pa.list_(pa.field("element", WINDOW)), nullable=False),
         pa.field("fix", pa.string(), nullable=False),
     ],
 )

@@ -33,6 +33,13 @@ up to 1e-6 / fps, and ``0 <= start_idx <= end_idx <= T - 1`` always.
 end as annotated), window_after_end (start >= duration). **Clipped** (kept, ``fix``):
 ``reordered`` (start > end as written; special_jsons ordered it), ``clipped_end`` (end >
 duration; end set to the duration); both give ``reordered+clipped_end``.
+
+**Ground truths.** ``ground_truth_windows`` lists every distinct window a scorer may match, clipped
+to ``[0, duration]`` like ``[start_s, end_s]``: for Charades-STA that one window; for DiDeMo each
+annotator's chunk window ``[s, e]`` as seconds ``[chunk_seconds * s, chunk_seconds * (e + 1)]``
+(ordered, clipped; the training target ``start_s, end_s`` is the most agreed of them), in the
+special_json's order with repeats removed. R1 and mIoU take the best match among them
+(docs/evaluation.md), as Moment-DETR's ``standalone_eval`` does with several windows per query.
 **Fatal** (ManifestError naming the path): a special_json that breaks its schema; the feature
 folder or its index.parquet absent, unreadable or of another fps; more than half a split's rows
 missing their video or features (e.g. the videos folder is absent).
@@ -169,6 +176,20 @@ def load_index(features_dir: str, fps: float, dataset: str) -> dict:
     return {r.vid: r for r in rows}
 
 
+def ground_truth_windows(record: dict, doc: dict, target: tuple[float, float], duration: float) -> list[list[float]]:
+    """Every distinct window a prediction may match (module docstring), seconds, clipped to the video."""
+    if doc["kind"] != CHUNKED_MOMENTS:
+        return [[float(target[0]), float(target[1])]]
+    chunk = float(doc["chunk_seconds"])
+    windows: list[list[float]] = []
+    for first, last in record["annotator_windows"]:
+        first, last = min(first, last), max(first, last)
+        window = [min(chunk * first, duration), min(chunk * (last + 1), duration)]
+        if window not in windows:
+            windows.append(window)
+    return windows
+
+
 def temporal_rows(
     doc: dict, video_dir: str, features_dir: str, index: dict, fps: float, listings: Listings, tally: Tally
 ) -> dict[str, list]:
@@ -217,6 +238,7 @@ def temporal_rows(
         # clipped to [0, duration] exactly (annotations.clip_window would round the duration to
         # 6 decimals, which can land just past the end); start >= 0 by the special_jsons schema
         start_s, end_s = start, min(end, duration)
+        truths = ground_truth_windows(r, doc, (start_s, end_s), duration)
         fixes = []
         if "window_as_written" in r:
             fixes.append("reordered")
@@ -242,6 +264,7 @@ def temporal_rows(
                 "end_s": end_s,
                 "window_as_written_start": float(written[0]),
                 "window_as_written_end": float(written[1]),
+                "ground_truth_windows": truths,
                 "fix": "+".join(fixes),
             }
         )

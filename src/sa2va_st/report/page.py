@@ -33,6 +33,7 @@ import pandas as pd
 from .. import catalog, paths
 from ..evaluation.metrics import recall_ceiling
 from ..evaluation.predict import read_predictions
+from ..evaluation.score import temporal_truths
 from . import gallery, plots
 from .published import ANCHORS, UPSTREAM
 from .scorecard import read_metrics, scorecard_rows
@@ -98,6 +99,8 @@ def _png(data: bytes, caption: str) -> str:
 
 # ----------------------------------------------------------------------------- sections
 
+MASK_METRICS = ("cIoU", "gIoU", "J", "F", "J&F")  # the numbers SAM2's masks decide
+
 
 def scorecard_section(inputs: ReportInputs, metrics: Mapping[str, Mapping[tuple[str, str], dict]]) -> str:
     rows = scorecard_rows({m: metrics.get(m, {}) for m in inputs.models})
@@ -107,8 +110,9 @@ def scorecard_section(inputs: ReportInputs, metrics: Mapping[str, Mapping[tuple[
         published = "; ".join(f"{_e(who)} {v:.1f}" for who, v in r["published"])
         diff = "" if r["difference"] is None else f"{r['difference']:+.1f}"
         status = f'<span class="{status_class[r["status"]]}">{_e(r["status"])}</span>'
+        metric = r["metric"] + (" (random SAM2)" if inputs.random_sam2 and r["metric"] in MASK_METRICS else "")
         table_rows.append(
-            [_e(r["benchmark"]), _e(r["metric"]), *(_pct(r["ours"].get(m)) for m in inputs.models), published, diff,
+            [_e(r["benchmark"]), _e(metric), *(_pct(r["ours"].get(m)) for m in inputs.models), published, diff,
              status, "" if r["n"] is None else r["n"]]
         )  # fmt: skip
     header = ["benchmark", "metric", *inputs.models, "published", "difference", "status", "n"]
@@ -116,8 +120,9 @@ def scorecard_section(inputs: ReportInputs, metrics: Mapping[str, Mapping[tuple[
         "<p>Values in %. <i>difference</i>: "
         f"{_e(inputs.models[0] if inputs.models else '')} minus {_e(UPSTREAM.model)} ({_e(UPSTREAM.source)}), or "
         f"minus the best temporal anchor ({', '.join(_e(a.model) for a in ANCHORS)}) where upstream publishes none. "
-        "Video grounding is scored here by boxes on the shown frames (Acc@0.5, box_mIoU); J&amp;F, cIoU and gIoU "
-        "need SAM2 masks and are marked <i>not scored</i> until they are computed.</p>"
+        "Video grounding is scored here by boxes on the shown frames (Acc@0.5, box_mIoU); its J&amp;F needs SAM2 "
+        "masks propagated through every frame and is marked <i>not scored</i> until it is computed. cIoU and gIoU "
+        "score SAM2's mask of the answered box against the annotation's mask.</p>"
     )
     sam2 = (
         '<p class="note">SAM2 in this run has random weights (the demo\'s tiny preset): any mask number or '
@@ -193,12 +198,14 @@ def training_section(inputs: ReportInputs) -> str:
     if inputs.training_answers and Path(inputs.training_answers).is_file():
         answers = json.loads(Path(inputs.training_answers).read_text())
         rows = [
-            [_e(task), t["asked"], t["correct"], _pct(None if t["fraction"] is None else 100 * t["fraction"])]
+            [_e(task), t["asked"], t["correct"], _pct(None if t["fraction"] is None else 100 * t["fraction"]),
+             f"{t['frames_correct']} of {t['frames_asked']}" if "frames_asked" in t else ""]
             for task, t in answers["tasks"].items()
-        ]
+        ]  # fmt: skip
         parts.append(
             "<h3>Training samples answered through the inference API</h3>"
-            + _table(["task", "asked", "correct", "%"], rows)
+            "<p>A video sample is correct when every frame is; its frames are also counted one by one.</p>"
+            + _table(["task", "asked", "correct", "%", "frames correct"], rows)
         )
     return "".join(parts)
 
@@ -220,7 +227,7 @@ def temporal_section(inputs: ReportInputs) -> str:
             continue
         records = read_predictions(files)
         svg, table = plots.r1_by_length(records)
-        truths = [r["expected"] for r in records]
+        truths = temporal_truths(records)
         durations = [r["duration"] for r in records]
         ceiling_rows = []
         for label, grid in (
@@ -253,13 +260,20 @@ def spatial_section(
             for model in inputs.models:
                 m = metrics.get(model, {}).get((d.name, s.name))
                 if m:
+                    masks = [_pct(100 * m[k]) if k in m else "" for k in ("cIoU", "gIoU")]
                     rows.append(
                         [_e(f"{d.title} {s.name}"), _e(model), m["n"], m["unparseable"],
-                         _pct(100 * m["Acc@0.5"]), _pct(100 * m["box_mIoU"])]
+                         _pct(100 * m["Acc@0.5"]), _pct(100 * m["box_mIoU"]), *masks]
                     )  # fmt: skip
-    parts.append(_table(["split", "model", "n", "unparseable", "Acc@0.5 %", "box mIoU %"], rows, 2))
+    header = ["split", "model", "n", "unparseable", "Acc@0.5 %", "box mIoU %", "cIoU %", "gIoU %"]
+    parts.append(_table(header, rows, 2))
     model = inputs.models[0] if inputs.models else None
-    parts.append("<p>Green: the expected boxes; red: the answered ones.</p>")
+    parts.append(
+        "<p>Green: the expected boxes; red: the answered ones. Image answers with masks show a second panel: "
+        "the annotation's mask tinted green, SAM2's mask of the answered boxes tinted red"
+        + (" (SAM2 with random weights: its masks mean nothing)" if inputs.random_sam2 else "")
+        + ".</p>"
+    )
     for (dataset, split), files in sorted(inputs.predictions.get(model, {}).items()):
         task = catalog.dataset(dataset).task
         if task == catalog.TEMPORAL_GROUNDING:

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..evaluation.metrics import top1_ious  # noqa: E402
+from ..evaluation.score import temporal_truths  # noqa: E402
 
 # Moment-DETR's length buckets (QVHighlights): a window up to 10 s is short, over 30 s long.
 LENGTH_BUCKETS: tuple[tuple[str, float, float], ...] = (
@@ -62,7 +63,7 @@ def training_curves(records: Sequence[Mapping[str, Any]]) -> str:
 
 def _ious(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """The top-1 IoU the metrics score (`metrics.top1_ious`: unparseable answers at 0)."""
-    return top1_ious([r["prediction"] for r in records], [r["expected"] for r in records])
+    return top1_ious([r["prediction"] for r in records], temporal_truths(records))
 
 
 def r1_by_length(records: Sequence[Mapping[str, Any]], threshold: float = 0.5) -> tuple[str, list[dict[str, Any]]]:

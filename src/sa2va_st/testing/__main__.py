@@ -9,16 +9,22 @@ from pathlib import Path
 
 
 def world(args: argparse.Namespace) -> int:
-    from .world import GENERATOR_VERSION, generate_world, world_is_current
+    from .world import GENERATOR_VERSION, WorldScale, generate_world, world_is_current
 
-    if world_is_current(args.out, args.seed):
+    try:
+        scale = WorldScale(args.train_scale, args.held_out_scale)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if world_is_current(args.out, args.seed, scale):
         print(
-            f"{args.out} already holds the world of seed {args.seed} (generator version {GENERATOR_VERSION}); nothing to do"
+            f"{args.out} already holds the world of seed {args.seed} and scale {scale.as_dict()} "
+            f"(generator version {GENERATOR_VERSION}); nothing to do"
         )
         return 0
     started = time.perf_counter()  # for the message only; nothing written depends on it
     try:
-        description = generate_world(args.out, args.seed, replace=args.replace)
+        description = generate_world(args.out, args.seed, replace=args.replace, scale=scale)
     except FileExistsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -59,6 +65,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder to create (its parent must be writable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--replace", action="store_true", help="replace DIR if it holds another world or other files")
+    p.add_argument("--train-scale", type=int, default=1, help="training splits hold this many times the base samples")
+    p.add_argument("--held-out-scale", type=int, default=1, help="evaluation splits hold this many times theirs")
     p.set_defaults(run=world)
 
     p = commands.add_parser("serve", help="serve a folder as a local Hugging Face hub (until SIGINT/SIGTERM)")

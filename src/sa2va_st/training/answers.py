@@ -8,6 +8,8 @@ the inference API (`ground_boxes_batch`, `ground_window_batch`), scored against 
   when every frame is answered with as many boxes as it has objects there, each with IoU >= 0.5
   (`metrics.iou.frame_boxes_match`; a frame without the object is answered by none); a temporal sample
   when the window answered has IoU >= 0.5 with its window. An answer that does not parse is wrong.
+  Video also reports its frames apart (``frames_asked``, ``frames_correct``): each frame judged alone,
+  the frames of an unparseable answer all wrong.
 
 This runs the model, so it is not an evaluation metric (those score saved predictions); it is the
 check that a run really learned: a model that lowers its loss but cannot answer its own training data
@@ -57,6 +59,7 @@ def answer_training_samples(model: Any, items: Mapping[str, Sequence[Mapping[str
     report: dict[str, Any] = {"threshold": THRESHOLD, "tasks": {}}
     for task, task_items in items.items():
         turns = [_first_turn(item) for item in task_items]
+        frame_verdicts: list[list[bool]] = []
         if task == TEMPORAL_GROUNDING:
             requests = [(np.asarray(item["features"]), item["duration"], s) for item, (s, _) in zip(task_items, turns)]
             predictions, texts = ground_window_batch(model, requests, return_text=True)
@@ -74,11 +77,14 @@ def answer_training_samples(model: Any, items: Mapping[str, Sequence[Mapping[str
                     expected = decode_video_box_lists(answer, n_frames=int(item["frames"].shape[0]))
                 else:
                     expected = [decode_boxes(answer)]
-                verdicts.append(
-                    not isinstance(prediction, ParseFailure)
-                    and len(prediction) == len(expected)
-                    and all(frame_boxes_match(p, e, THRESHOLD) for p, e in zip(prediction, expected))
+                parsed = not isinstance(prediction, ParseFailure) and len(prediction) == len(expected)
+                frames = (
+                    [frame_boxes_match(p, e, THRESHOLD) for p, e in zip(prediction, expected)]
+                    if parsed
+                    else [False] * len(expected)
                 )
+                frame_verdicts.append(frames)
+                verdicts.append(parsed and all(frames))
         samples = [
             {"id": sample_id(item), "sentence": s, "expected": a, "answered": text, "correct": bool(ok)}
             for item, (s, a), text, ok in zip(task_items, turns, texts, verdicts)
@@ -90,4 +96,7 @@ def answer_training_samples(model: Any, items: Mapping[str, Sequence[Mapping[str
             "fraction": correct / len(samples) if samples else None,
             "samples": samples,
         }
+        if task == VIDEO_GROUNDING:
+            report["tasks"][task]["frames_asked"] = sum(len(f) for f in frame_verdicts)
+            report["tasks"][task]["frames_correct"] = sum(sum(f) for f in frame_verdicts)
     return report

@@ -6,9 +6,11 @@ video_refer.py   MeViS, Ref-YouTube-VOS and ReVOS: JPEG frame folders, expressio
 annotations.py   Charades-STA text and DiDeMo JSON over planned videos
 videos.py        what a temporal video shows and when (plans, rendering)
 shapes.py        the coloured shapes, their masks and the words that describe them
+scale.py         WorldScale: the base world, or more training / held-out samples (the demo)
 archives.py      zip/split-archive/.gitattributes bytes as the hub serves them
 """
 
 from .generate import GENERATOR_VERSION, generate_world, read_world, world_is_current
+from .scale import WorldScale
 
-__all__ = ["GENERATOR_VERSION", "generate_world", "read_world", "world_is_current"]
+__all__ = ["GENERATOR_VERSION", "WorldScale", "generate_world", "read_world", "world_is_current"]

@@ -18,6 +18,7 @@ from fractions import Fraction
 import numpy as np
 
 from .archives import json_bytes
+from .scale import WorldScale
 from .shapes import BACKGROUNDS, PALETTE, SHAPE_KINDS
 from .videos import CORNERS, Event, Mover, VideoPlan, cfr_timing, event_colours, sample_free_events, vfr_timing
 
@@ -72,6 +73,22 @@ DIDEMO_SPECS: tuple[tuple[float, Fraction, str], ...] = (
     (25.0, NTSC_FPS, "val"),
     (22.0, Fraction(25), "test"),
 )
+
+# Plain videos added per extra unit of WorldScale (train, held-out): no flaw, constant rate.
+CHARADES_EXTRA: dict[str, tuple[CharadesSpec, ...]] = {
+    "train": tuple(CharadesSpec(s, Fraction(f), "train") for s, f in ((10.0, 25), (15.0, 30), (20.0, 24), (30.0, 25))),
+    "test": tuple(CharadesSpec(s, Fraction(f), "test") for s, f in ((12.0, 25), (24.0, 30))),
+}
+DIDEMO_EXTRA: dict[str, tuple[tuple[float, Fraction, str], ...]] = {
+    "train": ((15.0, Fraction(25), "train"), (25.0, Fraction(30), "train")),
+    "test": ((20.0, Fraction(25), "test"),),
+}
+
+
+def scaled_specs(base: tuple, extra: dict[str, tuple], scale: WorldScale) -> tuple:
+    """The base specs, then `factor - 1` copies of each split's extra specs."""
+    added = [spec for split, specs in extra.items() for _ in range(scale.split_factor(split) - 1) for spec in specs]
+    return (*base, *added)
 
 
 @dataclass(frozen=True)
@@ -189,12 +206,13 @@ def flaw_target(events: tuple[Event, ...], duration: Fraction, flaw: str) -> int
     return 0
 
 
-def build_charades(rng: np.random.Generator) -> TemporalAnnotations:
+def build_charades(rng: np.random.Generator, scale: WorldScale) -> TemporalAnnotations:
     """Charades videos (in the archive) and Charades-STA train/test text with injected flaws."""
-    ids = charades_ids(rng, len(CHARADES_SPECS))
+    specs = scaled_specs(CHARADES_SPECS, CHARADES_EXTRA, scale)
+    ids = charades_ids(rng, len(specs))
     videos, flaws = [], []
     lines: dict[str, list[str]] = {"train": [], "test": []}
-    for video_id, spec in zip(ids, CHARADES_SPECS, strict=True):
+    for video_id, spec in zip(ids, specs, strict=True):
         plan = charades_plan(rng, video_id, spec)
         videos.append(PlannedVideo(plan, "charades", spec.split, CHARADES_ZIP, f"{CHARADES_MEMBER_DIR}/{video_id}.mp4"))
         if spec.split is None:
@@ -262,13 +280,14 @@ def annotator_times(rng: np.random.Generator, first: int, last: int, segments: i
     return [list(times[int(k)]) for k in rng.permutation(DIDEMO_ANNOTATORS)]
 
 
-def build_didemo(rng: np.random.Generator) -> TemporalAnnotations:
+def build_didemo(rng: np.random.Generator, scale: WorldScale) -> TemporalAnnotations:
     """DiDeMo videos (a local folder) and train/val/test JSON with chunk-index windows."""
-    names = didemo_names(rng, len(DIDEMO_SPECS))
-    annotation_ids = iter(sorted(int(v) for v in rng.choice(40_000, size=len(DIDEMO_SPECS) * 4, replace=False)))
+    specs = scaled_specs(DIDEMO_SPECS, DIDEMO_EXTRA, scale)
+    names = didemo_names(rng, len(specs))
+    annotation_ids = iter(sorted(int(v) for v in rng.choice(40_000, size=len(specs) * 4, replace=False)))
     videos = []
     entries: dict[str, list[dict]] = {split: [] for split in DIDEMO_SPLIT_FILES}
-    for name, (seconds, fps, split) in zip(names, DIDEMO_SPECS, strict=True):
+    for name, (seconds, fps, split) in zip(names, specs, strict=True):
         width, height = VIDEO_SIZES[int(rng.integers(len(VIDEO_SIZES)))]
         time_base, pts, end_pts = cfr_timing(fps, seconds)
         duration = end_pts * time_base

@@ -43,11 +43,12 @@ from .archives import (
     zip_bytes,
 )
 from .image_refer import build_image_refer
+from .scale import BASE_WORLD, WorldScale
 from .video_refer import MEVIS_PARTS_STEM, RVOS_ARCHIVE, build_video_refer
 from .videos import encode_mp4, plan_record, read_back_rotation
 
 GENERATOR_NAME = "sa2va_st.synthetic"
-GENERATOR_VERSION = "2"  # 2: ReVOS has multi-object expressions
+GENERATOR_VERSION = "3"  # 2: ReVOS has multi-object expressions; 3: larger objects, WorldScale
 WORLD_JSON = "world.json"
 
 SA2VA_REPO_ID = "Dense-World/Sa2VA-Training"
@@ -102,13 +103,13 @@ def hub_readme(seed: int) -> bytes:
     return text.encode("utf-8")
 
 
-def write_sa2va_repo(root: Path, rngs: dict[str, np.random.Generator], seed: int) -> dict:
+def write_sa2va_repo(root: Path, rngs: dict[str, np.random.Generator], seed: int, scale: WorldScale) -> dict:
     """The Sa2VA-Training-shaped hub folder and the ReVOS manual folder; returns their dataset summaries."""
     repo = SA2VA_REPO_DIR
-    images = build_image_refer(rngs["images"])
+    images = build_image_refer(rngs["images"], scale)
     for archive, entries in images.archives.items():
         write_file(root, f"{repo}/{archive}", zip_bytes(entries))
-    video = build_video_refer(rngs["video_refer"])
+    video = build_video_refer(rngs["video_refer"], scale)
     mevis_names = split_archive_names(MEVIS_PARTS_STEM, MEVIS_PART_COUNT)
     for name, part in zip(mevis_names, split_into_parts(zip_bytes(video.mevis_entries), MEVIS_PART_COUNT), strict=True):
         write_file(root, f"{repo}/{name}", part)
@@ -154,15 +155,15 @@ def encode_temporal_videos(root: Path, annotations: TemporalAnnotations) -> tupl
     return members, records
 
 
-def write_temporal(root: Path, rngs: dict[str, np.random.Generator]) -> dict:
+def write_temporal(root: Path, rngs: dict[str, np.random.Generator], scale: WorldScale) -> dict:
     """Charades (zip + Charades-STA text) and DiDeMo (videos + annotation repo)."""
-    charades = build_charades(rngs["charades"])
+    charades = build_charades(rngs["charades"], scale)
     members, charades_records = encode_temporal_videos(root, charades)
     write_file(root, CHARADES_ZIP, zip_bytes({m["member"]: m["data"] for m in members}))
     for relative, data in charades.files.items():
         write_file(root, relative, data)
 
-    didemo = build_didemo(rngs["didemo"])
+    didemo = build_didemo(rngs["didemo"], scale)
     _, didemo_records = encode_temporal_videos(root, didemo)
     for name, data in didemo.files.items():
         write_file(root, f"{DIDEMO_REPO_DIR}/{name}", data)
@@ -221,15 +222,16 @@ def file_records(root: Path) -> dict[str, dict]:
     }
 
 
-def write_world(root: Path, seed: int) -> dict:
+def write_world(root: Path, seed: int, scale: WorldScale) -> dict:
     """Write every file of the world into `root` (which should be empty) and return world.json's content."""
     rngs = random_streams(seed)
-    spatial = write_sa2va_repo(root, rngs, seed)
-    temporal = write_temporal(root, rngs)
+    spatial = write_sa2va_repo(root, rngs, seed, scale)
+    temporal = write_temporal(root, rngs, scale)
     world = {
         "generator": GENERATOR_NAME,
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
+        "scale": scale.as_dict(),
         "layout": {
             "hub_root": HUB_DIR,
             "repos": [
@@ -265,12 +267,13 @@ def read_world(out: Path) -> dict | None:
         return None
 
 
-def world_is_current(out: Path, seed: int) -> bool:
-    """Whether `out` already holds a complete world of this seed and generator version."""
+def world_is_current(out: Path, seed: int, scale: WorldScale = BASE_WORLD) -> bool:
+    """Whether `out` already holds a complete world of this seed, scale and generator version."""
     world = read_world(out)
     return (
         world is not None
         and world.get("seed") == seed
+        and world.get("scale") == scale.as_dict()
         and world.get("generator") == GENERATOR_NAME
         and world.get("generator_version") == GENERATOR_VERSION
     )
@@ -287,26 +290,26 @@ def move_into_place(staging: Path, out: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def generate_world(out: Path, seed: int = 0, replace: bool = False) -> dict:
+def generate_world(out: Path, seed: int = 0, replace: bool = False, scale: WorldScale = BASE_WORLD) -> dict:
     """Generate the world at `out` (built beside it, then renamed) and return its world.json content.
 
-    If `out` already holds a world of the same seed and generator version it is
+    If `out` already holds a world of the same seed, scale and generator version it is
     left untouched and its description returned.  Any other non-empty `out` is
     refused unless `replace` is true.
     """
     out = Path(out)
-    if world_is_current(out, seed):
+    if world_is_current(out, seed, scale):
         return read_world(out)  # type: ignore[return-value]
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not replace:
         raise FileExistsError(
-            f"{out} exists and holds no world of seed {seed} (generator version {GENERATOR_VERSION}); "
-            "choose an empty or new folder, or pass replace=True (CLI: --replace)"
+            f"{out} exists and holds no world of seed {seed} and scale {scale.as_dict()} (generator version "
+            f"{GENERATOR_VERSION}); choose an empty or new folder, or pass replace=True (CLI: --replace)"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the world is ordinary data
     try:
-        world = write_world(staging, seed)
+        world = write_world(staging, seed, scale)
         move_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -2,7 +2,12 @@
 
 As in the real data, the three datasets refer to the same COCO images and
 annotations (same ids): RefCOCO and RefCOCO+ share their images, RefCOCOg uses a
-partly overlapping subset, and only `ref_seg_coco.zip` carries image files.
+partly overlapping subset, and only `ref_seg_coco.zip` carries image files. The overlap
+is between training images only, so that no evaluation image is ever trained on.
+
+Each image shows two shapes (sometimes three) of a fifth to a third of its short side:
+big enough that a 64 px tile of the tiny preset still shows them, and few enough that a
+tiny model learns to tell the referred one from the others (docs/training.md, "The demo").
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .archives import json_bytes, pickle_bytes
+from .scale import WorldScale
 from .shapes import (
     BACKGROUNDS,
     PALETTE,
@@ -31,9 +37,14 @@ from .shapes import (
     vertical_word,
 )
 
-IMAGE_COUNT = 32
-REFCOCO_IMAGES = slice(0, 24)  # RefCOCO and RefCOCO+
-REFCOCOG_IMAGES = slice(8, 32)  # overlaps RefCOCO on 16 images, like the real subsets
+# Per unit of WorldScale: images of RefCOCO/RefCOCO+ (UNC splits) and RefCOCOg (UMD splits); `shared_train`
+# images are in both datasets' train splits, like the real subsets' overlap.
+UNC_SPLITS = {"train": 14, "val": 4, "testA": 3, "testB": 3}
+UMD_SPLITS = {"train": 16, "val": 4, "test": 4}
+SHARED_TRAIN = 8
+SHAPES_PER_IMAGE = (2, 3)  # three with probability THIRD_SHAPE_CHANCE
+THIRD_SHAPE_CHANCE = 0.25
+RADIUS_FRACTION = (0.2, 0.33)  # of the image's short side
 IMAGE_SIZES: tuple[tuple[int, int], ...] = ((160, 120), (128, 96), (96, 64), (144, 112), (112, 144), (128, 128))
 CATEGORIES: list[dict] = [{"supercategory": "shape", "id": k + 1, "name": kind} for k, kind in enumerate(SHAPE_KINDS)]
 CATEGORY_ID: dict[str, int] = {c["name"]: c["id"] for c in CATEGORIES}
@@ -93,13 +104,13 @@ def place_separate_shapes(rng: np.random.Generator, width: int, height: int, cou
     boxes: list[tuple[float, float, float, float]] = []
     used: set[tuple[str, str]] = set()
     colours = list(PALETTE)
-    max_radius = min(width, height) / 5
+    low, high = (fraction * min(width, height) for fraction in RADIUS_FRACTION)
     for _ in range(200):  # rejection sampling; a fixed bound keeps it deterministic and finite
         if len(shapes) == count:
             break
         kind = SHAPE_KINDS[int(rng.integers(len(SHAPE_KINDS)))]
         colour = colours[int(rng.integers(len(colours)))]
-        radius = float(rng.uniform(5.0, max_radius))
+        radius = float(rng.uniform(low, high))
         hx, hy = half_extent(kind, radius)
         if (colour, kind) in used or 2 * hx + 2 * MARGIN >= width or 2 * hy + 2 * MARGIN >= height:
             continue
@@ -120,14 +131,15 @@ def unique_ids(rng: np.random.Generator, count: int, low: int, high: int) -> lis
 
 
 def make_coco_images(rng: np.random.Generator, count: int) -> list[CocoImage]:
-    """The image pool: each image 2–4 non-overlapping shapes on a noisy background."""
+    """The image pool: each image 2–3 non-overlapping shapes on a noisy background."""
     image_ids = sorted(unique_ids(rng, count, 9, 581_930))
     ann_ids = iter(sorted(unique_ids(rng, count * 4, 1_000, 2_200_000)))
     images = []
     annotation_counter = 0
     for image_id in image_ids:
         width, height = IMAGE_SIZES[int(rng.integers(len(IMAGE_SIZES)))]
-        shapes = place_separate_shapes(rng, width, height, int(rng.integers(2, 5)))
+        count = SHAPES_PER_IMAGE[1] if rng.random() < THIRD_SHAPE_CHANCE else SHAPES_PER_IMAGE[0]
+        shapes = place_separate_shapes(rng, width, height, count)
         pixels = noisy_background(rng, height, width, BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))], 10)
         referred_flags = [bool(rng.random() < 0.85) for _ in shapes]
         referred_flags[0] = True  # every image is referred to at least once
@@ -217,11 +229,41 @@ def sentence_record(sent_id: int, raw: str) -> dict:
 
 
 def assign_splits(images: list[CocoImage], split_sizes: dict[str, int]) -> dict[int, str]:
-    """image_id -> split; all refs of an image share a split, as in the real data."""
+    """image_id -> split, in order; all refs of an image share a split, as in the real data."""
     names = [name for name, size in split_sizes.items() for _ in range(size)]
     if len(names) != len(images):
         raise ValueError(f"split sizes {split_sizes} do not add up to {len(images)} images")
     return {im.image_id: name for im, name in zip(images, names, strict=True)}
+
+
+def scaled_splits(splits: dict[str, int], scale: WorldScale) -> dict[str, int]:
+    return {name: size * scale.split_factor(name) for name, size in splits.items()}
+
+
+def split_pool(pool: list[CocoImage], scale: WorldScale) -> tuple[list[CocoImage], list[CocoImage]]:
+    """(RefCOCO images, RefCOCOg images), each in its splits' order, sharing `SHARED_TRAIN` train images per unit.
+
+    Pool order: RefCOCO-only train, shared train, RefCOCO held-out, RefCOCOg-only train, RefCOCOg held-out.
+    """
+    unc, umd = scaled_splits(UNC_SPLITS, scale), scaled_splits(UMD_SPLITS, scale)
+    shared = SHARED_TRAIN * scale.train
+    unc_train, unc_rest = unc["train"], sum(unc.values()) - unc["train"]
+    umd_only, umd_rest = umd["train"] - shared, sum(umd.values()) - umd["train"]
+    cut = np.cumsum([unc_train - shared, shared, unc_rest, umd_only, umd_rest])
+    if cut[-1] != len(pool):
+        raise ValueError(f"the pool holds {len(pool)} images, the splits need {cut[-1]}")
+    unc_only_train, shared_train, unc_held_out, umd_only_train, umd_held_out = np.split(
+        np.array(pool, object), cut[:-1]
+    )
+    return (
+        [*unc_only_train, *shared_train, *unc_held_out],
+        [*shared_train, *umd_only_train, *umd_held_out],
+    )
+
+
+def pool_size(scale: WorldScale) -> int:
+    unc, umd = scaled_splits(UNC_SPLITS, scale), scaled_splits(UMD_SPLITS, scale)
+    return sum(unc.values()) + sum(umd.values()) - SHARED_TRAIN * scale.train
 
 
 def build_refs(
@@ -312,13 +354,12 @@ def image_ground_truth(image: CocoImage) -> dict:
     }
 
 
-def build_image_refer(rng: np.random.Generator) -> ImageReferWorld:
+def build_image_refer(rng: np.random.Generator, scale: WorldScale) -> ImageReferWorld:
     """The three ref_seg archives' entries, their counts, and the ground truth."""
-    pool = make_coco_images(rng, IMAGE_COUNT)
-    refcoco_images = pool[REFCOCO_IMAGES]
-    refcocog_images = pool[REFCOCOG_IMAGES]
-    unc_splits = assign_splits(refcoco_images, {"train": 14, "val": 4, "testA": 3, "testB": 3})
-    umd_splits = assign_splits(refcocog_images, {"train": 16, "val": 4, "test": 4})
+    pool = make_coco_images(rng, pool_size(scale))
+    refcoco_images, refcocog_images = split_pool(pool, scale)
+    unc_splits = assign_splits(refcoco_images, scaled_splits(UNC_SPLITS, scale))
+    umd_splits = assign_splits(refcocog_images, scaled_splits(UMD_SPLITS, scale))
     refcoco = build_refs(rng, refcoco_images, unc_splits, refcoco_phrases)
     refcoco_plus = build_refs(rng, refcoco_images, unc_splits, refcoco_plus_phrases)
     refcocog = build_refs(rng, refcocog_images, umd_splits, refcocog_phrases)

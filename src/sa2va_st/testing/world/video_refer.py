@@ -1,8 +1,10 @@
 """MeViS, Ref-YouTube-VOS and ReVOS in their upstream formats: JPEG frame folders + expressions + RLE masks.
 
-Each clip shows 1–3 shapes, each moving at constant speed along its own
+Each clip shows 1–2 shapes, each moving at constant speed along its own
 horizontal lane (lanes never overlap, so each mask is exactly its shape's
-painted pixels).  Some objects leave the frame: their masks become null.
+painted pixels), each as large as its lane allows (up to a sixth of the clip's
+width), so that a 64 px frame of the tiny preset still shows it.  Some objects
+leave the frame: their masks become null.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .archives import json_bytes, pickle_bytes
+from .scale import WorldScale
 from .shapes import (
     BACKGROUNDS,
     PALETTE,
@@ -113,8 +116,8 @@ def lane_trajectory(
     lane_height = height / lanes
     lane_centre = (lane + 0.5) * lane_height
     _, hy_per_radius = half_extent(kind, 1.0)
-    max_radius = min((lane_height / 2 - 3) / hy_per_radius, width / 8, 14.0)
-    radius = float(rng.uniform(min(5.0, max_radius), max_radius))
+    max_radius = min((lane_height / 2 - 3) / hy_per_radius, width / 6)
+    radius = float(rng.uniform(0.6 * max_radius, max_radius))
     hx, hy = half_extent(kind, radius)
     wobble = max(0.0, min(2.0, lane_height / 2 - hy - 1.5))
     phase = float(rng.uniform(0, 2 * math.pi))
@@ -243,7 +246,7 @@ def make_clips(
             rng,
             vid,
             frame_names_for(int(rng.integers(frame_range[0], frame_range[1] + 1))),
-            int(rng.integers(1, 4)) if k % 3 else 2,  # at least some clips with two or more objects
+            int(rng.integers(1, 3)) if k % 3 else 2,  # at least every third clip with two objects
             anno_ids,
             leaving_object=k % 2 == 0,
             distinct_kinds=distinct_kinds,
@@ -337,10 +340,10 @@ def rvos_split_summary(clips: list[VideoClip], meta: dict, frames_dir: str, meta
     }
 
 
-def rvos_world(rng: np.random.Generator) -> tuple[dict[str, bytes], dict, dict]:
+def rvos_world(rng: np.random.Generator, scale: WorldScale) -> tuple[dict[str, bytes], dict, dict]:
     """video_datas_rvos.zip entries: train frames + masks, valid frames + expressions only (as released)."""
-    train = make_clips(rng, 5, 10, (6, 10), every_fifth_frame_names)
-    valid = make_clips(rng, 2, 10, (6, 10), every_fifth_frame_names)
+    train = make_clips(rng, 5 * scale.train, 10, (6, 10), every_fifth_frame_names)
+    valid = make_clips(rng, 2 * scale.held_out, 10, (6, 10), every_fifth_frame_names)
     train_meta = {
         "videos": {c.vid: {"expressions": rvos_expressions(rng, c), "frames": list(c.frame_names)} for c in train}
     }
@@ -436,10 +439,12 @@ def foreground(clip: VideoClip, expressions: dict[str, dict]) -> dict:
     return {"masks_rle": masks_rle, "foreground_ratio": ratios}
 
 
-def revos_world(rng: np.random.Generator, anno_ids: Iterator[int]) -> tuple[dict[str, bytes], dict, dict]:
+def revos_world(
+    rng: np.random.Generator, anno_ids: Iterator[int], scale: WorldScale
+) -> tuple[dict[str, bytes], dict, dict]:
     """The ReVOS folder (a manual source): shared JPEGImages and masks, train/valid expression files."""
-    splits = {"train": make_clips(rng, 5, 12, (8, 12), anno_ids=anno_ids, distinct_kinds=True)}
-    splits["valid"] = make_clips(rng, 3, 12, (8, 12), anno_ids=anno_ids, distinct_kinds=True)
+    splits = {"train": make_clips(rng, 5 * scale.train, 12, (8, 12), anno_ids=anno_ids, distinct_kinds=True)}
+    splits["valid"] = make_clips(rng, 3 * scale.held_out, 12, (8, 12), anno_ids=anno_ids, distinct_kinds=True)
     masks: dict[str, list[dict | None]] = {}
     foregrounds: dict[str, dict] = {}
     files: dict[str, bytes] = {}
@@ -488,13 +493,15 @@ def revos_world(rng: np.random.Generator, anno_ids: Iterator[int]) -> tuple[dict
     return files, summary, truth
 
 
-def build_video_refer(rng: np.random.Generator) -> VideoReferWorld:
+def build_video_refer(rng: np.random.Generator, scale: WorldScale) -> VideoReferWorld:
     """MeViS (train + valid_u), Ref-YTVOS (train + valid) and ReVOS (train + valid)."""
     mevis_anno_ids = iter(range(1, 10**6))
-    mevis_train, mevis_train_summary, mevis_train_truth = mevis_split(rng, "train", 6, mevis_anno_ids)
-    mevis_valid, mevis_valid_summary, mevis_valid_truth = mevis_split(rng, "valid_u", 3, mevis_anno_ids)
-    rvos_entries, rvos_summary, rvos_truth = rvos_world(rng)
-    revos_files, revos_summary, revos_truth = revos_world(rng, iter(range(5001, 10**6)))
+    mevis_train, mevis_train_summary, mevis_train_truth = mevis_split(rng, "train", 6 * scale.train, mevis_anno_ids)
+    mevis_valid, mevis_valid_summary, mevis_valid_truth = mevis_split(
+        rng, "valid_u", 3 * scale.held_out, mevis_anno_ids
+    )
+    rvos_entries, rvos_summary, rvos_truth = rvos_world(rng, scale)
+    revos_files, revos_summary, revos_truth = revos_world(rng, iter(range(5001, 10**6)), scale)
     summary = {
         "mevis": {"splits": {"train": mevis_train_summary, "valid_u": mevis_valid_summary}},
         "rvos": rvos_summary,

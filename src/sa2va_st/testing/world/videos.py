@@ -140,10 +140,13 @@ def mover_position(plan: VideoPlan, t: Fraction) -> tuple[float, float, float]:
 
 
 def corner_box(corner: str, width: int, height: int) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) of an event square: a quarter of the height, 3 px from the edges."""
-    side = height // 4
-    x0 = 3 if "left" in corner else width - 3 - side
-    y0 = 3 if "top" in corner else height - 3 - side
+    """(x0, y0, x1, y1) of an event square: a third of the height, 2 px inside a corner of the centred
+    height x height square, the part of a landscape frame that CLIP's centre crop keeps, so that every
+    event is in the features (a square in the frame's own corner would be cut away)."""
+    side = height // 3
+    left = max(0, (width - height) // 2)
+    x0 = left + 2 if "left" in corner else left + min(width, height) - 2 - side
+    y0 = 2 if "top" in corner else height - 2 - side
     return x0, y0, x0 + side, y0 + side
 
 
