@@ -6,7 +6,7 @@ evaluate.py predict   --model DIR --benchmark DATASET/SPLIT --spatial-manifests 
                       --video-frames N --batch-size B --shard I --num-shards N --out FILE.jsonl [--device auto]
                       [--sam2 ID_OR_DIR --data-root DIR]
                       one shard's answers, resumable (see sa2va_st.evaluation.predict); with --sam2, image
-                      answers also get SAM2's mask and the true one from DIR's instances.json (cIoU, gIoU)
+                      and video answers also get SAM2's masks and the true ones from DIR (cIoU, gIoU; J&F)
 evaluate.py score     --benchmark DATASET/SPLIT --out FILE.json PREDICTIONS.jsonl...
                       the split's metrics from its saved answers; no model runs
 """
@@ -41,10 +41,10 @@ def _benchmark(name: str):
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    from sa2va_st.catalog import IMAGE_GROUNDING
+    from sa2va_st.catalog import IMAGE_GROUNDING, VIDEO_GROUNDING
     from sa2va_st.devices import claim_device
     from sa2va_st.evaluation.benchmarks import open_benchmark
-    from sa2va_st.evaluation.masks import ReferenceMasks
+    from sa2va_st.evaluation.masks import ReferenceMasks, ReferenceVideoMasks
     from sa2va_st.evaluation.predict import predict_split
     from sa2va_st.model.checkpoint import load_exported
     from sa2va_st.model.sam2 import load_sam2
@@ -53,11 +53,14 @@ def predict_command(args: argparse.Namespace) -> None:
     with claim_device(args.device) as device:
         model = load_exported(args.model, device=device)
         segmenter = reference = None
-        if args.sam2 is not None and benchmark.task == IMAGE_GROUNDING:
+        if args.sam2 is not None and benchmark.task in (IMAGE_GROUNDING, VIDEO_GROUNDING):
             if args.data_root is None:
-                raise SystemExit("error: --sam2 needs --data-root (the true masks are in the dataset's instances.json)")
+                raise SystemExit("error: --sam2 needs --data-root (the true masks are in the dataset's files)")
             segmenter = load_sam2(args.sam2, revision=args.sam2_revision, device=device)
-            reference = ReferenceMasks(args.data_root, benchmark.dataset)
+            if benchmark.task == IMAGE_GROUNDING:
+                reference = ReferenceMasks(args.data_root, benchmark.dataset)
+            else:
+                reference = ReferenceVideoMasks(args.data_root, benchmark.dataset, benchmark.split)
         dataset = open_benchmark(
             benchmark,
             spatial=args.spatial_manifests,

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from sa2va_st import catalog, paths
 from sa2va_st.errors import EvaluationError
@@ -281,3 +282,68 @@ def test_mask_scores_of_hand_made_records():
     scores = score_records(records)
     assert scores["cIoU"] == pytest.approx((4 + 2 + 0 + 0) / (4 + 4 + 4 + 0))
     assert scores["gIoU"] == pytest.approx((1 + 0.5 + 0 + 1) / 4)
+
+
+def test_video_records_carry_every_frames_true_mask_and_sam2s_and_rescore_jf_exactly(
+    tiny_model, synthetic_build, tmp_path
+):
+    from pycocotools import mask as mask_utils
+
+    from sa2va_st.evaluation.masks import ReferenceVideoMasks, decode_mask
+    from sa2va_st.evaluation.predict import _video_masks
+    from sa2va_st.model.sam2 import load_sam2
+    from sa2va_st.testing.tiny import save_tiny_preset
+
+    segmenter = load_sam2(save_tiny_preset(tmp_path / "tiny", 0, ["sam2"])["sam2"])
+    reference = ReferenceVideoMasks(synthetic_build["root"], "revos", "valid")
+    dataset = dataset_of("revos/valid", synthetic_build)
+    out = predict_split(
+        tiny_model, dataset, tmp_path / "v.jsonl", batch_size=4, segmenter=segmenter, reference_masks=reference
+    )
+    records = read_predictions([out])
+    mask_dict = json.loads(reference.file.read_text())
+    for r in records:  # the saved targets: the union of the expression's objects' masks, frame by frame
+        for t, saved in enumerate(r["expected_masks"]):
+            truth = None
+            for anno_id in r["anno_ids"]:
+                rle = mask_dict[str(anno_id)][t]
+                if rle is not None:
+                    frame = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
+                    truth = frame if truth is None else truth | frame
+            decoded = decode_mask(saved)
+            assert np.array_equal(decoded, truth if truth is not None else np.zeros_like(decoded))
+        assert (r["masks"] is None) == (r["prediction"] is None)
+    scores = score_records(records)
+    assert {"J", "F", "J&F"} <= set(scores) and scores == score_records(read_predictions([out]))
+
+    # an answer with boxes: SAM2 propagates its key-frame boxes to every frame of the clip
+    item = dataset[0]
+    first = next(r for r in records if r["id"] == str(item["ids"][0]))
+    perfect = first | {"prediction": first["expected"]}
+    frames = torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB")).copy()).permute(2, 0, 1)
+                          for p in item["clip_frame_paths"]])  # fmt: skip
+    masks = _video_masks(segmenter, reference, frames, perfect)
+    assert len(masks["masks"]) == len(item["clip_frame_paths"]) == len(masks["expected_masks"])
+    assert all(decode_mask(m).shape == (item["height"], item["width"]) for m in masks["masks"])
+
+
+def test_jf_of_hand_made_video_records():
+    from sa2va_st.evaluation.masks import encode_mask
+
+    full = np.zeros((1, 8, 8), dtype=bool)  # a square inside the frame: it has a boundary (the frame's edge is none)
+    full[0, 2:6, 2:6] = True
+    empty = np.zeros((1, 8, 8), dtype=bool)
+    boxes = [[[0, 0, 1, 1]]]
+    records = [  # J 1 and F 1 (identical masks); J 0 and F 0 (an empty answer of the square); unparseable
+        record(
+            catalog.VIDEO_GROUNDING, boxes, boxes, masks=[encode_mask(full[0])], expected_masks=[encode_mask(full[0])]
+        ),
+        record(
+            catalog.VIDEO_GROUNDING, boxes, boxes, masks=[encode_mask(empty[0])], expected_masks=[encode_mask(full[0])]
+        ),
+        record(catalog.VIDEO_GROUNDING, None, boxes, masks=None, expected_masks=[encode_mask(empty[0])]),
+    ]
+    scores = score_records(records)
+    # the unparseable one is an empty mask of an empty target: J = 1, F = 1 (DAVIS's empty-of-empty)
+    assert scores["J"] == pytest.approx(2 / 3) and scores["F"] == pytest.approx(2 / 3)
+    assert scores["J&F"] == pytest.approx(2 / 3)

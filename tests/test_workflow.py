@@ -268,6 +268,8 @@ def test_demo_scores_trained_and_untrained_on_every_local_split(demo_run):
             assert metrics["benchmark"] == benchmark.name and metrics["n"] > 0
             if benchmark.task == "image_grounding":  # SAM2's masks of the answers, scored against the annotations
                 assert 0.0 <= metrics["cIoU"] <= 1.0 and 0.0 <= metrics["gIoU"] <= 1.0
+            if benchmark.task == "video_grounding":  # SAM2 propagated from the answered frames, every frame
+                assert 0.0 <= metrics["J"] <= 1.0 and 0.0 <= metrics["F"] <= 1.0 and "J&F" in metrics
 
 
 def test_demo_report_renders_the_scorecard_and_plots_in_chromium(demo_run, tmp_path):

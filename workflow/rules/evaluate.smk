@@ -40,7 +40,7 @@ rule evaluate_shard:
         video_frames=EVAL_VIDEO_FRAMES,
         batch_size=EVALUATION["batch_size"],
         num_shards=EVAL_SHARDS,
-        masks=lambda wildcards: EVAL_MASK_ARGS if catalog.dataset(wildcards.dataset).task == catalog.IMAGE_GROUNDING else "",
+        masks=lambda wildcards: "" if catalog.dataset(wildcards.dataset).task == catalog.TEMPORAL_GROUNDING else EVAL_MASK_ARGS,
     resources:
         gpu=GPU_JOB,
         mem_mb=32000,

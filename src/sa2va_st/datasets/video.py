@@ -43,6 +43,7 @@ Item dict (per-turn fields are lists, one entry per chosen expression):
 ``has_masks``      manifest ``has_masks`` of the clip (bool)
 ``frame_indices``  int64 tensor (n,): indices into the manifest ``frames`` list
 ``frame_paths``    list[str] (n): the decoded files (``frame_dir / frames[i]``)
+``clip_frame_paths`` list[str] (F): every frame file of the clip, in order (for mask propagation)
 ``frames``         uint8 tensor **(n, 3, H, W)**, RGB (CHW per frame), decoded with PIL
 ``width``          ``W`` of the decoded frames (int)
 ``height``         ``H`` of the decoded frames (int)
@@ -50,6 +51,7 @@ Item dict (per-turn fields are lists, one entry per chosen expression):
 ``exp_ids``        list[str]: manifest ``exp_id`` of each
 ``sentences``      list[str]: the expressions
 ``type_ids``       list: manifest ``type_id`` of each (ReVOS 0/1/2; else None)
+``anno_ids``       list of list[str]: manifest ``anno_ids`` of each (the mask dict's keys; None if absent)
 ``boxes``          list of float32 tensors **(n, K, 4)**: per frame, per referred object (K of this
                    expression), normalised xyxy, NaN where absent or unknown
 ``present``        list of bool tensors (n, K): the object is in that frame's answer
@@ -86,7 +88,7 @@ VIDEO_COLUMNS = (
     "id", "dataset", "split", "video", "exp_id", "sentence", "frame_dir", "frames", "num_frames",
     "width", "height", "boxes", "has_masks", "num_objects",
 )  # fmt: skip
-VIDEO_OPTIONAL_COLUMNS = ("type_id",)
+VIDEO_OPTIONAL_COLUMNS = ("type_id", "anno_ids")
 DEFAULT_NUM_FRAMES = 6
 DEFAULT_MAX_EXPRESSIONS = 5
 NO_TARGET_TYPE_ID = 2  # ReVOS
@@ -118,7 +120,18 @@ class VideoGroundingDataset(GroundingDataset):
         cols, origin = read_manifests(manifest_paths, VIDEO_COLUMNS, VIDEO_OPTIONAL_COLUMNS, kind="video")
         self.name = single_name(cols["dataset"], name, "video")
         self._origin = origin
-        keep = ("id", "dataset", "split", "video", "exp_id", "sentence", "frame_dir", "type_id", "has_masks")
+        keep = (
+            "id",
+            "dataset",
+            "split",
+            "video",
+            "exp_id",
+            "sentence",
+            "frame_dir",
+            "type_id",
+            "has_masks",
+            "anno_ids",
+        )
         self._cols = {k: cols[k] for k in keep}
         clip_of: dict[tuple[str, str, str, tuple[str, ...]], int] = {}
         self._clips: list[tuple[str, tuple[str, ...]]] = []  # (frame_dir, frames) per clip
@@ -281,6 +294,7 @@ class VideoGroundingDataset(GroundingDataset):
             "has_masks": bool(c["has_masks"][first]),
             "frame_indices": torch.from_numpy(picks),
             "frame_paths": [os.fspath(p) for p in paths],
+            "clip_frame_paths": [os.fspath(resolve(os.path.join(frame_dir, f), self.root)) for f in frames],
             "frames": stacked,
             "width": int(stacked.shape[3]),
             "height": int(stacked.shape[2]),
@@ -288,6 +302,7 @@ class VideoGroundingDataset(GroundingDataset):
             "exp_ids": [c["exp_id"][r] for r in rows],
             "sentences": [c["sentence"][r] for r in rows],
             "type_ids": [c["type_id"][r] for r in rows],
+            "anno_ids": [None if c["anno_ids"][r] is None else list(c["anno_ids"][r]) for r in rows],
             "boxes": [torch.from_numpy(boxes.astype(np.float32)) for boxes, _ in turns],
             "present": [torch.from_numpy(~np.isnan(boxes).any(axis=2)) for boxes, _ in turns],
             "answers": [answer for _, answer in turns],

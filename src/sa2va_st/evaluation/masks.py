@@ -1,4 +1,4 @@
-"""Masks of image answers and of their targets, saved in the prediction records as compressed RLE.
+"""Masks of answers and of their targets, saved in the prediction records as compressed RLE.
 
 Each RefCOCO-family prediction record carries two masks, so that cIoU and gIoU re-score from the
 saved records alone (no model, no data):
@@ -8,6 +8,15 @@ saved records alone (no model, no data):
   holds no box; ``None`` when it does not parse (scored as an empty mask, counted as unparseable).
 - ``expected_mask``: the referred annotation's mask from the dataset folder's ``instances.json``
   (polygons or RLE, checked as the annotations stage checks them, rasterised by pycocotools).
+
+Each video record of a split with masks (MeViS valid_u, ReVOS) carries, per frame of the whole clip,
+the same two (``masks``, ``expected_masks``), for J&F:
+
+- ``masks``: SAM2's propagation (`Sam2Segmenter.segment_video`) over every frame of the clip, prompted
+  by the boxes answered on the shown frames (each shown frame a key frame; ``<no_box>`` frames prompt
+  nothing); ``None`` when the answer does not parse;
+- ``expected_masks``: the union of the expression's objects' masks (manifest ``anno_ids``) from the
+  split's mask dict (``mask_dict.json``), an empty mask where an object is absent.
 
 A saved mask is ``{"size": [H, W], "counts": str}``: pycocotools' compressed RLE, counts as text.
 """
@@ -25,6 +34,7 @@ from pycocotools import mask as mask_utils
 from .. import catalog
 from ..annotations.masks import check_rle
 from ..annotations.refcoco import annotation_rle, read_instances
+from ..annotations.video_refer import find_mask_dict, read_mask_dict
 from ..errors import EvaluationError
 
 INSTANCES = "instances.json"
@@ -76,4 +86,45 @@ class ReferenceMasks:
         return {"size": [image.height, image.width], "counts": rle.counts.decode("ascii")}
 
 
-__all__ = ["ReferenceMasks", "decode_mask", "encode_mask"]
+class ReferenceVideoMasks:
+    """The true per-frame masks of one video split (MeViS: the split folder's mask dict; ReVOS: the
+    dataset folder's, shared by its splits), read once."""
+
+    def __init__(self, data_root: str | os.PathLike, dataset: str, split: str) -> None:
+        folder = Path(data_root) / catalog.dataset(dataset).folder
+        self.file = find_mask_dict(folder / split) or find_mask_dict(folder)
+        if self.file is None:
+            raise EvaluationError(
+                f"{dataset} {split}: no mask dict to score J&F against",
+                file=str(folder / split / "mask_dict.json"),
+                fix=f"unpack {dataset} again (snakemake unpack), or set evaluation.masks: false",
+            )
+        self._masks = read_mask_dict(self.file)
+
+    def masks(self, anno_ids: list[str], num_frames: int, height: int, width: int) -> list[dict[str, Any]]:
+        """Per frame, the union of these objects' masks (an empty mask where none is present)."""
+        union = np.zeros((num_frames, height, width), dtype=bool)
+        for anno_id in anno_ids:
+            per_frame = self._masks.get(str(anno_id))
+            if per_frame is None:
+                raise EvaluationError(
+                    f"object {anno_id} has no entry in the mask dict",
+                    file=str(self.file),
+                    key=str(anno_id),
+                    fix="rebuild the manifests from this data root (they and the mask dict come from different releases)",
+                )
+            if len(per_frame) != num_frames:
+                raise EvaluationError(
+                    f"object {anno_id} has {len(per_frame)} frame masks, its clip {num_frames} frames",
+                    file=str(self.file),
+                    key=str(anno_id),
+                    fix="rebuild the manifests from this data root",
+                )
+            for t, rle in enumerate(per_frame):
+                if rle is not None:
+                    checked = check_rle(rle, file=self.file, key=f"{anno_id}[{t}]", size=(height, width))
+                    union[t] |= mask_utils.decode(checked.coco()).astype(bool)
+        return [encode_mask(frame) for frame in union]
+
+
+__all__ = ["ReferenceMasks", "ReferenceVideoMasks", "decode_mask", "encode_mask"]

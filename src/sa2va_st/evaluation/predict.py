@@ -10,8 +10,8 @@
   the manifest ``id``, the question, the raw ``answer``, the parsed ``prediction`` (``null`` when the
   answer does not parse) and the ``expected`` answer from the manifest (``null`` where the split's
   labels are held by a server), plus what scoring needs (``type_id``, ``frame_indices``,
-  ``duration``, ``expected_windows``; for images with a SAM2 segmenter, ``ann_id``, ``mask`` and
-  ``expected_mask``, see `evaluation.masks`).
+  ``duration``, ``expected_windows``; with a SAM2 segmenter, for images ``ann_id``, ``mask`` and
+  ``expected_mask``, for clips ``masks`` and ``expected_masks`` over every frame: `evaluation.masks`).
 - **Resume.** Records are appended to ``<out>.partial`` and flushed batch by batch; a restarted shard
   keeps the complete lines already there (a torn last line is dropped) and asks only the rest. The
   finished file is renamed to ``<out>`` in one step.
@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING
+from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 from ..formats.common import ParseFailure
-from .masks import ReferenceMasks, encode_mask
+from .masks import ReferenceMasks, ReferenceVideoMasks, encode_mask
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ def requests_of(item: Mapping[str, Any]) -> Iterator[tuple[tuple, dict[str, Any]
             has_answer = item["answers"][turn] is not None
             record |= {
                 "type_id": item["type_ids"][turn],
+                "anno_ids": item["anno_ids"][turn] if "anno_ids" in item else None,
                 "frame_indices": [int(i) for i in item["frame_indices"]],
                 "expected": _frame_boxes(item["boxes"][turn], item["present"][turn]) if has_answer else None,
             }
@@ -100,6 +102,33 @@ def _masks(segmenter: Any, reference: ReferenceMasks | None, image: Any, record:
     prediction = record["prediction"]
     mask = None if prediction is None else encode_mask(segmenter.expression_mask(image, prediction[0]).numpy())
     return {"mask": mask, "expected_mask": reference.rle(record["ann_id"])}
+
+
+def _clip_frames(paths: Sequence[str]) -> torch.Tensor:
+    """Every frame of a clip, uint8 (F, 3, H, W)."""
+    from PIL import Image
+
+    frames = []
+    for path in paths:
+        with Image.open(path) as image:
+            frames.append(torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1))
+    return torch.stack(frames)
+
+
+def _video_masks(
+    segmenter: Any, reference: ReferenceVideoMasks | None, frames: torch.Tensor, record: Mapping[str, Any]
+) -> dict:
+    """``masks`` (SAM2 propagated from the answered key frames) and ``expected_masks`` of one clip record."""
+    if reference is None or record.get("anno_ids") is None:
+        raise ValueError("video masks need the split's mask dict and the manifest's anno_ids")
+    num_frames, _, height, width = (int(v) for v in frames.shape)
+    expected = reference.masks(record["anno_ids"], num_frames, height, width)
+    prediction = record["prediction"]
+    if prediction is None:
+        return {"masks": None, "expected_masks": expected}
+    key_frames = {int(t): boxes for t, boxes in zip(record["frame_indices"], prediction)}
+    masks = segmenter.segment_video(frames, key_frames).numpy()  # (F, H, W)
+    return {"masks": [encode_mask(m) for m in masks], "expected_masks": expected}
 
 
 def _done_ids(partial: Path) -> set[str]:
@@ -124,12 +153,13 @@ def predict_split(
     batch_size: int = 8,
     max_objects: int | None = None,
     segmenter: Any = None,
-    reference_masks: ReferenceMasks | None = None,
+    reference_masks: ReferenceMasks | ReferenceVideoMasks | None = None,
 ) -> Path:
     """Ask ``model`` every question of the shard's items and write the records to ``out`` (JSONL).
 
-    With ``segmenter`` (a `Sam2Segmenter`) and ``reference_masks``, image records also carry SAM2's
-    mask of the answer and the true mask (`evaluation.masks`).
+    With ``segmenter`` (a `Sam2Segmenter`) and ``reference_masks`` (`ReferenceMasks` for images,
+    `ReferenceVideoMasks` for clips), records also carry SAM2's masks of the answer and the true masks
+    (`evaluation.masks`).
     """
     from ..model.inference import DEFAULT_MAX_OBJECTS, ground_boxes_batch, ground_window_batch
 
@@ -161,6 +191,12 @@ def predict_split(
             record = record | {"answer": text, "prediction": prediction}
             if segmenter is not None and record["task"] == IMAGE_GROUNDING:
                 record |= _masks(segmenter, reference_masks, request[0], record)
+            elif segmenter is not None and record["task"] == VIDEO_GROUNDING:
+                if record["id"] not in clip_frames:
+                    clip_frames.clear()  # one clip at a time: its expressions come together
+                    frames = _clip_frames(clip_paths[record["id"]])
+                    clip_frames.update(dict.fromkeys(ids_of_clip[record["id"]], frames))
+                record |= _video_masks(segmenter, reference_masks, clip_frames[record["id"]], record)
             handle.write(json.dumps(record) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
@@ -168,12 +204,19 @@ def predict_split(
         log.info("%s: %d answers saved (%d of %d items)", out.name, len(done) + asked, position + 1, len(dataset))
         pending.clear()
 
+    clip_paths: dict[str, list[str]] = {}  # record id -> every frame file of its clip (video masks)
+    ids_of_clip: dict[str, list[str]] = {}  # record id -> the ids of its clip's records
+    clip_frames: dict[str, torch.Tensor] = {}  # the decoded clip of the records being written
     with partial.open("a", encoding="utf-8") as handle:
         position = 0
         for position in indices:
-            for request, record in requests_of(dataset[position]):
+            item = dataset[position]
+            for request, record in requests_of(item):
                 if record["id"] not in done:
                     pending.append((request, record))
+                    if segmenter is not None and "clip_frame_paths" in item:
+                        clip_paths[record["id"]] = item["clip_frame_paths"]
+                        ids_of_clip[record["id"]] = [str(i) for i in item["ids"]]
             if len(pending) >= batch_size:
                 flush(handle)
         flush(handle)

@@ -5,7 +5,9 @@
   unparseable one (IoU 0). Where the records carry masks (`evaluation.masks`: SAM2's mask of the
   answer, the annotation's mask), also ``cIoU`` and ``gIoU`` (`metrics.mask_iou_stats`).
 - **Video grounding by boxes** (MeViS, Ref-YouTube-VOS, ReVOS): every sampled frame of every
-  expression, `metrics.frame_box_accuracy`. ReVOS also reports its ``referring`` (type 0) and
+  expression, `metrics.frame_box_accuracy`. Where the records carry masks over every frame of the
+  clip (`evaluation.masks`), also ``J``, ``F`` and ``J&F`` (`metrics.j_and_f`: per expression over all
+  its frames, then over expressions). ReVOS also reports its ``referring`` (type 0) and
   ``reasoning`` (type 1) expressions apart; the no-target ones (type 2) count in the whole split only.
 - **Temporal grounding** (Charades-STA, DiDeMo): the window against the query's ground-truth windows
   (``expected_windows``: Charades-STA's one, DiDeMo's annotators'; ``expected``, the training target,
@@ -20,10 +22,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
 from ..errors import EvaluationError
 from .masks import decode_mask
-from .metrics import box_accuracy, frame_box_accuracy, mask_iou_stats, mean_average_precision, r1_at
+from .metrics import box_accuracy, frame_box_accuracy, j_and_f, mask_iou_stats, mean_average_precision, r1_at
 
 # ReVOS's expression types (manifest ``type_id``) reported apart.
 SUBSET_TYPE_IDS: dict[str, int] = {"referring": 0, "reasoning": 1}
@@ -41,7 +45,17 @@ def _image_scores(records: Sequence[Mapping[str, Any]], source: str) -> dict[str
 
 
 def _video_scores(records: Sequence[Mapping[str, Any]], source: str) -> dict[str, Any]:
-    return frame_box_accuracy([r["prediction"] for r in records], [r["expected"] for r in records])
+    scores = frame_box_accuracy([r["prediction"] for r in records], [r["expected"] for r in records])
+    if all("expected_masks" in r for r in records):
+        masks = [None if r["masks"] is None else _stack(r["masks"], source) for r in records]
+        truths = [_stack(r["expected_masks"], source) for r in records]
+        stats = j_and_f(masks, truths)
+        scores |= {"J": stats["J"], "F": stats["F"], "J&F": stats["J&F"]}
+    return scores
+
+
+def _stack(masks: Sequence[Mapping[str, Any]], source: str) -> np.ndarray:
+    return np.stack([decode_mask(m, source=source) for m in masks])  # (T, H, W)
 
 
 def temporal_truths(records: Sequence[Mapping[str, Any]]) -> list[list[list[float]]]:

@@ -120,8 +120,8 @@ def scorecard_section(inputs: ReportInputs, metrics: Mapping[str, Mapping[tuple[
         "<p>Values in %. <i>difference</i>: "
         f"{_e(inputs.models[0] if inputs.models else '')} minus {_e(UPSTREAM.model)} ({_e(UPSTREAM.source)}), or "
         f"minus the best temporal anchor ({', '.join(_e(a.model) for a in ANCHORS)}) where upstream publishes none. "
-        "Video grounding is scored here by boxes on the shown frames (Acc@0.5, box_mIoU); its J&amp;F needs SAM2 "
-        "masks propagated through every frame and is marked <i>not scored</i> until it is computed. cIoU and gIoU "
+        "Video grounding is scored by boxes on the shown frames (Acc@0.5, box_mIoU) and by J&amp;F of SAM2's masks, "
+        "propagated through every frame of the clip from the boxes answered on the shown frames; cIoU and gIoU "
         "score SAM2's mask of the answered box against the annotation's mask.</p>"
     )
     sam2 = (
@@ -260,12 +260,12 @@ def spatial_section(
             for model in inputs.models:
                 m = metrics.get(model, {}).get((d.name, s.name))
                 if m:
-                    masks = [_pct(100 * m[k]) if k in m else "" for k in ("cIoU", "gIoU")]
+                    masks = [_pct(100 * m[k]) if k in m else "" for k in ("cIoU", "gIoU", "J&F")]
                     rows.append(
                         [_e(f"{d.title} {s.name}"), _e(model), m["n"], m["unparseable"],
                          _pct(100 * m["Acc@0.5"]), _pct(100 * m["box_mIoU"]), *masks]
                     )  # fmt: skip
-    header = ["split", "model", "n", "unparseable", "Acc@0.5 %", "box mIoU %", "cIoU %", "gIoU %"]
+    header = ["split", "model", "n", "unparseable", "Acc@0.5 %", "box mIoU %", "cIoU %", "gIoU %", "J&F %"]
     parts.append(_table(header, rows, 2))
     model = inputs.models[0] if inputs.models else None
     parts.append(
