@@ -85,6 +85,7 @@ class Dataset:
 BOX_METRICS = ("Acc@0.5", "box_mIoU", "cIoU", "gIoU")
 VIDEO_METRICS = ("J", "F", "J&F")
 TEMPORAL_METRICS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "mAP")
+MASK_METRICS = ("cIoU", "gIoU", *VIDEO_METRICS)  # the ones SAM2's masks decide
 REFCOCO_SPLITS = (Split("val"), Split("testA"), Split("testB"))
 
 # Upstream (sa2va_4b_shared) lists MeViS twice with repeat 4; one entry with repeat 8 is the same mix.

@@ -43,7 +43,6 @@ Item dict (per-turn fields are lists, one entry per chosen expression):
 ``has_masks``      manifest ``has_masks`` of the clip (bool)
 ``frame_indices``  int64 tensor (n,): indices into the manifest ``frames`` list
 ``frame_paths``    list[str] (n): the decoded files (``frame_dir / frames[i]``)
-``clip_frame_paths`` list[str] (F): every frame file of the clip, in order (for mask propagation)
 ``frames``         uint8 tensor **(n, 3, H, W)**, RGB (CHW per frame), decoded with PIL
 ``width``          ``W`` of the decoded frames (int)
 ``height``         ``H`` of the decoded frames (int)
@@ -262,6 +261,21 @@ class VideoGroundingDataset(GroundingDataset):
         frames = [[b for b in frame.tolist() if not np.isnan(b).any()] for frame in boxes]
         return boxes, encode_video_box_lists(frames)
 
+    def clip_frames(self, index: int) -> torch.Tensor:
+        """Every frame of clip ``index``, in order, uint8 **(F, 3, H, W)** (SAM2 propagates masks over them)."""
+        index = self._check_index(index)
+        frame_dir, frames = self._clips[index]
+        first = int(self.expression_rows(index)[0])
+        manifest, row_id = self._origin[first], self._cols["id"][first]
+        return torch.stack(
+            [
+                decode_rgb_chw(
+                    resolve(os.path.join(frame_dir, f), self.root), manifest=manifest, row_id=row_id, column="frames"
+                )
+                for f in frames
+            ]
+        )
+
     def __getitem__(self, index: int) -> dict:
         index = self._check_index(index)
         c = self._cols
@@ -294,7 +308,6 @@ class VideoGroundingDataset(GroundingDataset):
             "has_masks": bool(c["has_masks"][first]),
             "frame_indices": torch.from_numpy(picks),
             "frame_paths": [os.fspath(p) for p in paths],
-            "clip_frame_paths": [os.fspath(resolve(os.path.join(frame_dir, f), self.root)) for f in frames],
             "frames": stacked,
             "width": int(stacked.shape[3]),
             "height": int(stacked.shape[2]),

@@ -104,17 +104,6 @@ def _masks(segmenter: Any, reference: ReferenceMasks | None, image: Any, record:
     return {"mask": mask, "expected_mask": reference.rle(record["ann_id"])}
 
 
-def _clip_frames(paths: Sequence[str]) -> torch.Tensor:
-    """Every frame of a clip, uint8 (F, 3, H, W)."""
-    from PIL import Image
-
-    frames = []
-    for path in paths:
-        with Image.open(path) as image:
-            frames.append(torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1))
-    return torch.stack(frames)
-
-
 def _video_masks(
     segmenter: Any, reference: ReferenceVideoMasks | None, frames: torch.Tensor, record: Mapping[str, Any]
 ) -> dict:
@@ -170,14 +159,14 @@ def predict_split(
     if done:
         log.info("resuming %s: %d answers already saved", out, len(done))
     indices = shard_indices(len(dataset), shard, num_shards)
-    pending: list[tuple[tuple, dict[str, Any]]] = []
+    pending: list[tuple[tuple, dict[str, Any], int]] = []  # (request, record, item position)
     asked = 0
 
     def flush(handle: Any) -> None:
         nonlocal asked
         if not pending:
             return
-        requests = [request for request, _ in pending]
+        requests = [request for request, _, _ in pending]
         if pending[0][1]["task"] == TEMPORAL_GROUNDING:
             parsed, texts = ground_window_batch(model, requests, batch_size=batch_size, return_text=True)
             predictions = [None if isinstance(p, ParseFailure) else [float(p[0]), float(p[1])] for p in parsed]
@@ -187,16 +176,15 @@ def predict_split(
                 model, requests, batch_size=batch_size, max_objects=objects, return_text=True
             )
             predictions = [_box_prediction(p) for p in parsed]
-        for (request, record), text, prediction in zip(pending, texts, predictions):
+        clips: dict[int, torch.Tensor] = {}  # item position -> its whole clip, decoded once for its expressions
+        for (request, record, item_position), text, prediction in zip(pending, texts, predictions):
             record = record | {"answer": text, "prediction": prediction}
             if segmenter is not None and record["task"] == IMAGE_GROUNDING:
                 record |= _masks(segmenter, reference_masks, request[0], record)
             elif segmenter is not None and record["task"] == VIDEO_GROUNDING:
-                if record["id"] not in clip_frames:
-                    clip_frames.clear()  # one clip at a time: its expressions come together
-                    frames = _clip_frames(clip_paths[record["id"]])
-                    clip_frames.update(dict.fromkeys(ids_of_clip[record["id"]], frames))
-                record |= _video_masks(segmenter, reference_masks, clip_frames[record["id"]], record)
+                if item_position not in clips:
+                    clips[item_position] = dataset.clip_frames(item_position)
+                record |= _video_masks(segmenter, reference_masks, clips[item_position], record)
             handle.write(json.dumps(record) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
@@ -204,19 +192,12 @@ def predict_split(
         log.info("%s: %d answers saved (%d of %d items)", out.name, len(done) + asked, position + 1, len(dataset))
         pending.clear()
 
-    clip_paths: dict[str, list[str]] = {}  # record id -> every frame file of its clip (video masks)
-    ids_of_clip: dict[str, list[str]] = {}  # record id -> the ids of its clip's records
-    clip_frames: dict[str, torch.Tensor] = {}  # the decoded clip of the records being written
     with partial.open("a", encoding="utf-8") as handle:
         position = 0
         for position in indices:
-            item = dataset[position]
-            for request, record in requests_of(item):
+            for request, record in requests_of(dataset[position]):
                 if record["id"] not in done:
-                    pending.append((request, record))
-                    if segmenter is not None and "clip_frame_paths" in item:
-                        clip_paths[record["id"]] = item["clip_frame_paths"]
-                        ids_of_clip[record["id"]] = [str(i) for i in item["ids"]]
+                    pending.append((request, record, position))
             if len(pending) >= batch_size:
                 flush(handle)
         flush(handle)

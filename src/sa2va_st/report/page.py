@@ -99,8 +99,6 @@ def _png(data: bytes, caption: str) -> str:
 
 # ----------------------------------------------------------------------------- sections
 
-MASK_METRICS = ("cIoU", "gIoU", "J", "F", "J&F")  # the numbers SAM2's masks decide
-
 
 def scorecard_section(inputs: ReportInputs, metrics: Mapping[str, Mapping[tuple[str, str], dict]]) -> str:
     rows = scorecard_rows({m: metrics.get(m, {}) for m in inputs.models})
@@ -110,7 +108,7 @@ def scorecard_section(inputs: ReportInputs, metrics: Mapping[str, Mapping[tuple[
         published = "; ".join(f"{_e(who)} {v:.1f}" for who, v in r["published"])
         diff = "" if r["difference"] is None else f"{r['difference']:+.1f}"
         status = f'<span class="{status_class[r["status"]]}">{_e(r["status"])}</span>'
-        metric = r["metric"] + (" (random SAM2)" if inputs.random_sam2 and r["metric"] in MASK_METRICS else "")
+        metric = r["metric"] + (" (random SAM2)" if inputs.random_sam2 and r["metric"] in catalog.MASK_METRICS else "")
         table_rows.append(
             [_e(r["benchmark"]), _e(metric), *(_pct(r["ours"].get(m)) for m in inputs.models), published, diff,
              status, "" if r["n"] is None else r["n"]]
