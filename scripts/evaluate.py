@@ -9,6 +9,9 @@ evaluate.py predict   --model DIR --benchmark DATASET/SPLIT --spatial-manifests 
                       and video answers also get SAM2's masks and the true ones from DIR (cIoU, gIoU; J&F)
 evaluate.py score     --benchmark DATASET/SPLIT --out FILE.json PREDICTIONS.jsonl...
                       the split's metrics from its saved answers; no model runs
+evaluate.py submit    --benchmark DATASET/SPLIT --out FILE.zip PREDICTIONS.jsonl...
+                      a server's split (MeViS valid, Ref-YouTube-VOS valid): the zip of PNG masks it reads
+                      (sa2va_st.evaluation.submission); no model runs
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def predict_command(args: argparse.Namespace) -> None:
             segmenter = load_sam2(args.sam2, revision=args.sam2_revision, device=device)
             if benchmark.task == IMAGE_GROUNDING:
                 reference = ReferenceMasks(args.data_root, benchmark.dataset)
-            else:
+            elif benchmark.scored_here:  # a server's split has no masks here: its archive is written instead
                 reference = ReferenceVideoMasks(args.data_root, benchmark.dataset, benchmark.split)
         dataset = open_benchmark(
             benchmark,
@@ -93,6 +96,29 @@ def score_command(args: argparse.Namespace) -> None:
     print(f"{benchmark.name}: {shown}", file=sys.stderr)
 
 
+def submit_command(args: argparse.Namespace) -> None:
+    from sa2va_st.errors import EvaluationError
+    from sa2va_st.evaluation.predict import read_predictions
+    from sa2va_st.evaluation.submission import write_submission
+
+    benchmark = _benchmark(args.benchmark)
+    if benchmark.scored_here:
+        raise EvaluationError(
+            f"{benchmark.name} is scored here, not by a server", key="--benchmark", fix="use evaluate.py score"
+        )
+    records = read_predictions(args.predictions)
+    foreign = [r["id"] for r in records if (r.get("dataset"), r.get("split")) != (benchmark.dataset, benchmark.split)]
+    if foreign:
+        raise EvaluationError(
+            f"{len(foreign)} records are not of {benchmark.name} (e.g. {foreign[0]!r})",
+            file=str(args.predictions[0]),
+            key="dataset/split",
+            fix="pass the prediction files of this split only",
+        )
+    counts = write_submission(records, benchmark.dataset, args.out)
+    print(f"{benchmark.name}: {args.out} {counts}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +149,12 @@ def main() -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("predictions", nargs="+", type=Path)
     p.set_defaults(func=score_command)
+
+    p = sub.add_parser("submit")
+    p.add_argument("--benchmark", required=True, help="dataset/split (a split scored by a server)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("predictions", nargs="+", type=Path)
+    p.set_defaults(func=submit_command)
 
     args = parser.parse_args()
     args.func(args)

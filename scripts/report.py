@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--receipt", nargs="*", type=Path, default=[])
     parser.add_argument("--identity", nargs="*", type=Path, default=[])
     parser.add_argument("--predictions", nargs="*", type=Path, default=[])
+    parser.add_argument("--submissions", nargs="*", type=Path, default=[], help="archives for server-scored splits")
     parser.add_argument("--random-weights", action="store_true", help="the models have random weights (the demo)")
     args = parser.parse_args()
 
@@ -65,6 +66,7 @@ def main() -> None:
         receipts=args.receipt,
         feature_identities=args.identity,
         predictions=predictions_by_split(args.predictions),
+        submissions=args.submissions,
         random_sam2=args.random_weights,
     )
     atomic_write_text(args.out, build_report(inputs, REPO))

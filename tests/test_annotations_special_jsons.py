@@ -23,7 +23,7 @@ EXPECTED_FILES = {
     "refcoco": {"train", "val", "testA", "testB"},
     "refcoco+": {"train", "val", "testA", "testB"},
     "refcocog": {"train", "val", "test"},
-    "mevis": {"train", "valid_u"},
+    "mevis": {"train", "valid_u", "valid"},
     "rvos": {"train", "valid"},
     "revos": {"train", "valid"},
     "charades": {"train", "test"},

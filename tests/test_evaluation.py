@@ -200,7 +200,12 @@ def test_evaluate_plans_each_model_on_each_scored_split_with_its_shards():
     assert outputs == wanted
     shards = re.findall(r"predictions/refcoco_val\.(\d)-of-3\.jsonl", plan)
     assert sorted(set(shards)) == ["0", "1", "2"]
-    assert "mevis_valid.json" not in plan and "rvos_valid" not in plan
+    assert "mevis_valid.json" not in plan and "rvos_valid.json" not in plan
+    # the splits a server scores get their archive instead of metrics
+    archives = set(re.findall(r"output: (results/submissions/\S+\.zip)\b", plan))
+    server = [b for b in all_benchmarks() if not b.scored_here]
+    assert archives == {paths.split_submission(m, b.dataset, b.split) for m in ("trained", "untrained") for b in server}
+    assert "submissions" not in dry_run("evaluation={masks: false}")
 
     only = dry_run("evaluation={models: [untrained], benchmarks: [charades/test]}")
     assert set(re.findall(r"output: (results/metrics/\S+\.json)\b", only)) == {
@@ -321,7 +326,7 @@ def test_video_records_carry_every_frames_true_mask_and_sam2s_and_rescore_jf_exa
     perfect = first | {"prediction": first["expected"]}
     frames = dataset.clip_frames(0)  # (F, 3, H, W): every frame of the clip, the shown ones among them
     assert torch.equal(frames[item["frame_indices"]], item["frames"])
-    masks = _video_masks(segmenter, reference, frames, perfect)
+    masks = _video_masks(segmenter, reference, frames, dataset.clip_frame_names(0), perfect)
     assert len(masks["masks"]) == frames.shape[0] == len(masks["expected_masks"])
     assert all(decode_mask(m).shape == (item["height"], item["width"]) for m in masks["masks"])
 
@@ -346,3 +351,103 @@ def test_jf_of_hand_made_video_records():
     # the unparseable one is an empty mask of an empty target: J = 1, F = 1 (DAVIS's empty-of-empty)
     assert scores["J"] == pytest.approx(2 / 3) and scores["F"] == pytest.approx(2 / 3)
     assert scores["J&F"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("name", ["rvos/valid", "mevis/valid"])
+def test_a_server_split_is_written_as_the_archive_its_server_reads(name, tiny_model, synthetic_build, tmp_path):
+    """Every expression and every frame of the split's meta file gets one 0/255 PNG at the frame's size, laid
+    out as the server reads it, equal to the saved SAM2 masks; an unparseable answer is sent as empty masks."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from sa2va_st.evaluation.masks import decode_mask
+    from sa2va_st.evaluation.predict import _video_masks
+    from sa2va_st.evaluation.submission import LAYOUTS, write_submission
+    from sa2va_st.model.sam2 import load_sam2
+    from sa2va_st.testing.tiny import save_tiny_preset
+
+    segmenter = load_sam2(save_tiny_preset(tmp_path / "tiny", 0, ["sam2"])["sam2"])
+    dataset = dataset_of(name, synthetic_build)
+    out = predict_split(tiny_model, dataset, tmp_path / "p.jsonl", batch_size=4, segmenter=segmenter)
+    records = read_predictions([out])
+    with pytest.raises(EvaluationError, match="server"):
+        score_records(records)
+
+    # the expected archive comes from the meta file the world released, not from our manifests
+    root = Path(synthetic_build["root"])
+    world = json.loads((root.parent / "world" / "world.json").read_text())
+    dataset_name, split = name.split("/")
+    meta_file = {
+        "rvos": "rvos/meta_expressions/valid/meta_expressions.json",
+        "mevis": "mevis/valid/meta_expressions.json",
+    }
+    meta = json.loads((root / "video_datas" / meta_file[dataset_name]).read_text())["videos"]
+    frames_dir = root / "video_datas" / dataset_name / "valid" / "JPEGImages"
+    prefix = "Annotations/" if dataset_name == "rvos" else ""
+    wanted = {
+        f"{prefix}{vid}/{exp_id}/{Path(frame).stem}.png"
+        for vid, video in meta.items()
+        for exp_id in video["expressions"]
+        for frame in video["frames"]
+    }
+    assert len(wanted) == sum(len(v["expressions"]) * len(v["frames"]) for v in meta.values()) > 0
+    assert world["datasets"][dataset_name]["splits"][split]["expression_count"] == len(records)
+
+    # one answer made unparseable (sent as empty masks), one answered with a box on every shown frame
+    records[0] = records[0] | {"prediction": None, "masks": None}
+    answered = records[-1] | {"prediction": [[[0.1, 0.2, 0.6, 0.7]] for _ in records[-1]["frame_indices"]]}
+    position = next(i for i in range(len(dataset)) if answered["id"] in dataset[i]["ids"])
+    answered |= _video_masks(
+        segmenter, None, dataset.clip_frames(position), dataset.clip_frame_names(position), answered
+    )
+    records[-1] = answered
+    archive_path = tmp_path / "submission.zip"
+    counts = write_submission(records, dataset_name, archive_path)
+    unparseable = sum(r["masks"] is None for r in records)
+    assert (
+        counts == {"expressions": len(records), "frames": len(wanted), "unparseable": unparseable} and unparseable >= 1
+    )
+    by_name = {}
+    for r in records:
+        for t, frame in enumerate(r["frame_names"]):
+            layout = LAYOUTS[dataset_name].format(video=r["video"], exp_id=r["exp_id"], frame=Path(frame).stem)
+            by_name[layout] = None if r["masks"] is None else decode_mask(r["masks"][t])
+    with zipfile.ZipFile(archive_path) as archive:
+        assert set(archive.namelist()) == wanted == set(by_name)
+        for entry, mask in by_name.items():
+            image = Image.open(io.BytesIO(archive.read(entry)))
+            pixels = np.asarray(image)
+            assert image.mode == "L" and set(np.unique(pixels)) <= {0, 255}
+            vid = entry.removeprefix(prefix).split("/")[0]
+            height, width = np.asarray(Image.open(next((frames_dir / vid).iterdir()))).shape[:2]
+            assert pixels.shape == (height, width)
+            assert np.array_equal(pixels == 255, np.zeros((height, width), bool) if mask is None else mask)
+
+
+def test_every_split_a_server_scores_has_its_archive_layout():
+    from sa2va_st.evaluation.submission import LAYOUTS
+
+    assert {b.dataset for b in all_benchmarks() if not b.scored_here} <= set(LAYOUTS)
+
+
+def test_a_failed_archive_write_leaves_the_old_archive(tmp_path):
+    from sa2va_st.evaluation.masks import encode_mask
+    from sa2va_st.evaluation.submission import write_submission
+
+    good = {
+        "id": "v/0", "video": "v", "exp_id": "0", "frame_names": ["00000.jpg", "00005.jpg"], "size": [4, 6],
+        "masks": [encode_mask(np.eye(4, 6, dtype=bool)), encode_mask(np.zeros((4, 6), bool))],
+    }  # fmt: skip
+    out = tmp_path / "s.zip"
+    assert write_submission([good], "rvos", out)["frames"] == 2
+    before = out.read_bytes()
+    broken = {k: v for k, v in good.items() if k != "frame_names"} | {"id": "v/1"}
+    with pytest.raises(EvaluationError, match="frame_names"):
+        write_submission([good, broken], "rvos", out)
+    with pytest.raises(EvaluationError, match="twice"):
+        write_submission([good, good], "mevis", out)
+    with pytest.raises(EvaluationError, match="masks for 2 frames"):
+        write_submission([good | {"masks": good["masks"][:1]}], "mevis", out)
+    assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["s.zip"]

@@ -388,6 +388,19 @@ def test_mevis_split(mevis_zip: zipfile.ZipFile, world: dict, split: str) -> Non
         )
 
 
+def test_mevis_server_split(mevis_zip: zipfile.ZipFile, world: dict) -> None:
+    """MeViS valid as released: frames and sentences, no mask dict, no obj_id / anno_id."""
+    summary = world["datasets"]["mevis"]["splits"]["valid"]
+    meta = json.loads(mevis_zip.read("mevis/valid/meta_expressions.json"))["videos"]
+    assert "mevis/valid/mask_dict.json" not in mevis_zip.namelist()
+    assert len(meta) == summary["video_count"] > 0
+    assert sum(len(v["expressions"]) for v in meta.values()) == summary["expression_count"]
+    for vid, video in meta.items():
+        assert all(set(e) == {"exp"} and e["exp"] for e in video["expressions"].values())
+        for frame in video["frames"]:
+            assert f"mevis/valid/JPEGImages/{vid}/{frame}.jpg" in mevis_zip.namelist()
+
+
 def test_rvos(world_dir: Path, world: dict) -> None:
     summary = world["datasets"]["rvos"]
     with zipfile.ZipFile(world_dir / REPO / "video_datas_rvos.zip") as z:
@@ -398,8 +411,10 @@ def test_rvos(world_dir: Path, world: dict) -> None:
             assert len(meta) == counts["video_count"]
             assert sum(len(v["expressions"]) for v in meta.values()) == counts["expression_count"]
             for vid, video in meta.items():
+                # valid is released as its server sees it: sentences only
+                keys = {"exp", "obj_id"} if split == "train" else {"exp"}
                 assert all(
-                    set(e) == {"exp", "obj_id"} and isinstance(e["obj_id"], str) for e in video["expressions"].values()
+                    set(e) == keys and isinstance(e.get("obj_id", ""), str) for e in video["expressions"].values()
                 )
                 for frame in video["frames"]:
                     z.getinfo(f"{counts['frames_dir']}/{vid}/{frame}.jpg")

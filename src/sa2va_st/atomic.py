@@ -1,11 +1,14 @@
 """Write outputs under a temporary name and rename them when complete.
 
-A killed job therefore leaves either the old output or the new one, never half of one.
+A killed job therefore leaves either the old output or the new one, never half of one; the
+temporary it was writing is removed by the next writer of the same output (`remove_stale`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import hashlib
 import json
 import os
@@ -15,12 +18,56 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import DiskFullError
+
 HASH_CHUNK = 8 << 20  # 8 MiB reads keep hashing I/O-bound without large buffers
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def remove_stale(parent: Path, name: str, suffix: str) -> list[Path]:
+    """Delete what a killed writer of ``name`` left in ``parent`` (``.{name}.*{suffix}``); returns them.
+
+    One job writes one output (Snakemake never runs two jobs for it), so a temporary of the same
+    target found on starting is a dead writer's, never a live one's.
+    """
+    # mkstemp / mkdtemp put 8 characters between prefix and suffix: exactly those, so a sibling output
+    # whose name starts with ``name`` is never matched
+    stale = sorted(parent.glob(f".{glob.escape(name)}.{'?' * 8}{suffix}")) if parent.is_dir() else []
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    return stale
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_error(path: str | os.PathLike, needed: int | None = None) -> DiskFullError:
+    """The error for a write to ``path`` that ran out of space, with the filesystem's numbers."""
+    where = Path(path)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    usage = shutil.disk_usage(where)
+    writing = f"writing {needed:,} bytes; " if needed is not None else ""
+    return DiskFullError(
+        f"the disk is full: {writing}{usage.free:,} bytes free of {usage.total:,} on the filesystem of {where}",
+        file=os.fspath(path),
+        fix="free space there (or point data_root / work_dir / results at a larger disk) and run the job again",
+    )
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, clean_stale: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary and a rename.
+
+    ``clean_stale`` lists the folder for a dead writer's temporaries of ``path`` first; a writer of
+    thousands of files in one folder passes False and sweeps the folder once itself (features).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if clean_stale:
+        remove_stale(path.parent, path.name, ".tmp")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -28,9 +75,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+            raise disk_full_error(path, len(data)) from None
         raise
 
 
@@ -50,6 +99,7 @@ def staging_dir(parent: str | os.PathLike, name: str) -> Iterator[Path]:
     """
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(parent, name, ".staging")
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".staging", dir=parent))
     try:
         yield tmp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -119,10 +120,30 @@ def _check_references(config: dict[str, Any]) -> list[tuple[str, str, str]]:
     return problems
 
 
+def _non_finite(node: Any, key: str = "") -> list[str]:
+    """Keys holding NaN or an infinity (YAML's .nan / .inf / 1e400): JSON Schema's ranges cannot catch
+    them (every comparison with NaN is false), so they are refused here, whatever the key."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return [key]
+    if isinstance(node, dict):
+        return [k for name, value in node.items() for k in _non_finite(value, f"{key}.{name}" if key else str(name))]
+    if isinstance(node, list):
+        return [k for i, value in enumerate(node) for k in _non_finite(value, f"{key}[{i}]")]
+    return []
+
+
 def validate_config(config: dict[str, Any], schema_path: str | Path, source: str = "config.yaml") -> dict[str, Any]:
     """Fill defaults, then raise ConfigError naming the first wrong key (all problems listed), else return the config."""
     schema = load_schema(schema_path)
     coerce_command_line_strings(config, schema, schema)
+    non_finite = _non_finite(config)
+    if non_finite:
+        raise ConfigError(
+            "invalid configuration:\n    " + "\n    ".join(f"{k}: not a finite number" for k in non_finite),
+            file=source,
+            key=non_finite[0],
+            fix=f"give '{non_finite[0]}' a finite number (allowed ranges: {schema_path})",
+        )
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(
         validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))

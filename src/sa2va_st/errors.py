@@ -18,6 +18,12 @@ class Sa2vaError(Exception):
         super().__init__("\n  ".join(parts))
 
 
+class DiskFullError(Sa2vaError):
+    """A write ran out of disk (ENOSPC) or quota (EDQUOT): the message gives the bytes being written
+    where known and the free and total bytes of that filesystem; the output it was writing is not
+    replaced (the temporary is removed), so nothing already produced is damaged."""
+
+
 class ConfigError(Sa2vaError):
     """The configuration is invalid; raised before any job runs."""
 

@@ -37,6 +37,7 @@ FEATURE_IDENTITY = "identity.json"
 TRAIN = f"{RESULTS}/train"
 CHECKPOINTS = "checkpoints"
 METRICS = f"{RESULTS}/metrics"
+SUBMISSIONS = f"{RESULTS}/submissions"
 REPORT_PAGE = f"{RESULTS}/report/index.html"
 
 
@@ -164,6 +165,11 @@ def split_metrics(model: str, dataset: str, split: str) -> str:
 def split_predictions(model: str, dataset: str, split: str, shard: int | str, num_shards: int | str) -> str:
     """One shard's prediction records, next to the metrics they are scored into."""
     return join(METRICS, model, "predictions", f"{benchmark_name(dataset, split)}.{shard}-of-{num_shards}.jsonl")
+
+
+def split_submission(model: str, dataset: str, split: str) -> str:
+    """``results/submissions/<model>/<dataset>_<split>.zip``: the archive a split's server scores."""
+    return join(SUBMISSIONS, model, f"{benchmark_name(dataset, split)}.zip")
 
 
 # ----------------------------------------------------------------------------- logs

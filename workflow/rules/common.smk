@@ -143,7 +143,12 @@ TRAIN_MEM_MB = 64000 * max(1, TRAIN_GPUS)
 TRAIN_RUNTIME_MIN = 72 * 60
 # torchrun beside the interpreter (the .venv's), or the conda env's on its PATH
 TORCHRUN_EXE = "torchrun" if IN_CONDA_ENV else str(Path(sys.executable).with_name("torchrun"))
-TORCHRUN = training_launch.torchrun_command(TORCHRUN_EXE, TRAIN_PROCESSES, RANK_LOGS, RUN)
+
+
+def train_launcher(wildcards, resources):
+    """torchrun on this node, or srun + torchrun on every node of a SLURM allocation (resources.mpi)."""
+    return training_launch.launch_command(TORCHRUN_EXE, TRAIN_PROCESSES, RANK_LOGS, RUN, resources)
+
 # every value the run reads: a change in any of them re-trains, a re-run with none changed does nothing
 CLIP_IDENTITY = {"model": CLIP["model"], "pretrained": CLIP["pretrained"]}
 TRAIN_SETTINGS = json.dumps(
@@ -176,8 +181,11 @@ MIX_DATASETS = [
     for name in training_settings.TrainingSettings.from_config(TRAINING).repeats
     if catalog.dataset(name).task != catalog.TEMPORAL_GROUNDING or name in TEMPORAL_DATASETS
 ]
-# splits a server scores (MeViS valid, Ref-YouTube-VOS valid) are not scored here
-BENCHMARKS = [b for b in select_benchmarks(EVALUATION["benchmarks"], MIX_DATASETS) if b.scored_here]
+# splits a server scores (MeViS valid, Ref-YouTube-VOS valid) are not scored here: their archive of
+# SAM2 masks is written instead, so only where evaluation.masks is on
+SELECTED_BENCHMARKS = select_benchmarks(EVALUATION["benchmarks"], MIX_DATASETS)
+BENCHMARKS = [b for b in SELECTED_BENCHMARKS if b.scored_here]
+SERVER_BENCHMARKS = [b for b in SELECTED_BENCHMARKS if not b.scored_here] if EVALUATION["masks"] else []
 EVAL_SHARDS = EVALUATION["shards"] or LOCAL_GPUS or 1
 EVAL_VIDEO_FRAMES = EVALUATION["video_frames"] or TRAINING["video_frames"]
 # SAM2 for the image answers' masks (cIoU / gIoU): the flags of `evaluate.py predict`, or none
@@ -189,6 +197,7 @@ EVAL_MASK_ARGS = (
 )
 SPLIT_PREDICTIONS = paths.split_predictions("{model}", "{dataset}", "{split}", "{shard}", EVAL_SHARDS)
 SPLIT_METRICS = paths.split_metrics("{model}", "{dataset}", "{split}")
+SPLIT_SUBMISSION = paths.split_submission("{model}", "{dataset}", "{split}")
 
 
 # rule-level in evaluate.smk (a global `dataset` constraint of features.smk names temporal datasets only)
@@ -213,6 +222,15 @@ def evaluation_metrics(models=None):
         paths.split_metrics(model, b.dataset, b.split)
         for model in (models or EVALUATION["models"])
         for b in BENCHMARKS
+    ]
+
+
+def evaluation_submissions(models=None):
+    """Every submission archive of `evaluate`: each scored model on each split a server scores."""
+    return [
+        paths.split_submission(model, b.dataset, b.split)
+        for model in (models or EVALUATION["models"])
+        for b in SERVER_BENCHMARKS
     ]
 
 

@@ -1,7 +1,9 @@
 # evaluate: each scored model (evaluation.models: the trained one and its untrained starting point) on
 # each benchmark split. evaluate_shard asks the model every question of one shard of a split (one job
 # per GPU; resumable within the shard) and saves the answers; evaluate_split scores the saved answers
-# without the model, so a metric can be re-scored at any time.
+# without the model, so a metric can be re-scored at any time. A split whose labels a server holds
+# (MeViS valid, Ref-YouTube-VOS valid) is predicted the same way and evaluate_submission writes the
+# archive its server reads (PNG masks from SAM2) instead of metrics.
 
 
 rule untrained_model:
@@ -77,6 +79,27 @@ rule evaluate_split:
         " {input.predictions:q} > {log:q} 2>&1"
 
 
+rule evaluate_submission:
+    wildcard_constraints:
+        **EVAL_WILDCARDS,
+    input:
+        predictions=expand(SPLIT_PREDICTIONS, shard=range(EVAL_SHARDS), allow_missing=True),
+    output:
+        archive=SPLIT_SUBMISSION,
+    params:
+        python=PYTHON,
+        script=SCRIPTS / "evaluate.py",
+        benchmark=lambda wildcards: f"{wildcards.dataset}/{wildcards.split}",
+    log:
+        log_path("evaluate", "{model}", "{dataset}_{split}.submission.log"),
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.python} {params.script} submit --benchmark {params.benchmark:q} --out {output.archive:q}"
+        " {input.predictions:q} > {log:q} 2>&1"
+
+
 rule evaluate:
     input:
         evaluation_metrics(),
+        evaluation_submissions(),

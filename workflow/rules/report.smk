@@ -12,6 +12,7 @@ rule report:
             for b in BENCHMARKS
             for shard in range(EVAL_SHARDS)
         ],
+        submissions=evaluation_submissions(),
         train_metrics=TRAIN_METRICS,
         training_answers=TRAINING_ANSWERS,
         spatial=SPATIAL_MANIFESTS_REPORT,
@@ -43,4 +44,5 @@ rule report:
         " --out {output.page:q} --train-metrics {input.train_metrics:q} --training-answers {input.training_answers:q}"
         " --manifest-report {input.spatial:q} {input.temporal:q} --spatial-manifests {params.spatial:q}"
         " --temporal-manifests {params.temporal:q} --receipt {input.receipts:q} --identity {params.identities:q}"
-        " --predictions {input.predictions:q} {params.random_weights} > {log:q} 2>&1"
+        " --predictions {input.predictions:q} --submissions {input.submissions:q} {params.random_weights}"
+        " > {log:q} 2>&1"

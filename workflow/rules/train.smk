@@ -1,5 +1,6 @@
 # train: the shared spatial-temporal model on the whole mix with upstream's recipe, through torchrun +
-# DeepSpeed (one process per GPU this job gets; training.processes on a CPU). Checkpoints live under
+# DeepSpeed (one process per GPU this job gets; training.processes on a CPU). Under the SLURM profile
+# (resources mpi, nodes, tasks_per_node) the job runs its own srun: one torchrun per node. Checkpoints live under
 # work_dir (undeclared, so Snakemake never deletes them: a killed run resumes from the newest); the
 # declared outputs are the exported model and the run's metrics. train_answers then asks the model
 # a fixed set of its training samples through the inference API.
@@ -15,7 +16,7 @@ rule train:
     params:
         python=PYTHON,
         script=SCRIPTS / "train.py",
-        torchrun=TORCHRUN,
+        launcher=train_launcher,
         settings=TRAIN_SETTINGS,
         spatial=lambda wildcards, input: str(Path(input.spatial).parent),
         temporal=temporal_manifests_of,
@@ -35,7 +36,7 @@ rule train:
     conda:
         CONDA_ENV
     shell:
-        "{params.torchrun} {params.script} run --config-json {params.settings:q}"
+        "{params.launcher} {params.script} run --config-json {params.settings:q}"
         " --spatial-manifests {params.spatial:q} --temporal-manifests {params.temporal:q}"
         " --work-dir {params.work_dir:q} --out-dir {params.out_dir:q} --deepspeed-config {params.deepspeed:q}"
         " {params.start_over} > {log:q} 2>&1"

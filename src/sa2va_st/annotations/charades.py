@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AnnotationError
-from .common import as_int, as_seconds, rounded, type_name
+from .common import as_int, as_seconds, check_not_empty, rounded, type_name
 from .windows import Window, window
 
 TEXT_FIX = "each line must read 'VID START END##sentence' with times in seconds; correct or delete this line"
@@ -80,6 +80,7 @@ def read_charades_text(path: Path, split: str, videos: Collection[str] | None = 
             )
         check_video(video, videos, path, f"line {number}")
         records.append(CharadesQuery(f"{split}-L{number}", video, sentence, window(start, end), number, None))
+    check_not_empty(records, path)
     return CharadesSplit(split, path, "text", records, charades_counts(records, blank))
 
 
@@ -143,6 +144,7 @@ def read_charades_jsonl(path: Path, split: str, videos: Collection[str] | None =
             duration = rounded(as_seconds(duration, file=path, key=f"{where}.duration"))
         check_video(video, videos, path, f"{where}.vid")
         records.append(CharadesQuery(qid, video, sentence.strip(), window(start, end), number, duration))
+    check_not_empty(records, path)
     return CharadesSplit(split, path, "jsonl", records, charades_counts(records, blank))
 
 

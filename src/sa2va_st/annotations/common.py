@@ -92,6 +92,14 @@ def load_mapping_file(path: Path) -> Any:
     return load_pickle(path) if path.suffix.lower() in {".p", ".pkl", ".pickle"} else load_json(path)
 
 
+def check_not_empty(entries: list, path: Path) -> None:
+    """A released split always holds queries: an empty file is a failed download or the wrong file."""
+    if not entries:
+        raise AnnotationError(
+            "the file holds no query", file=str(path), fix="download the annotation file again (it is empty)"
+        )
+
+
 def type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 

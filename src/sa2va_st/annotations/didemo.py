@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AnnotationError
-from .common import as_int, load_json, require, rounded, type_name
+from .common import as_int, check_not_empty, load_json, require, rounded, type_name
 
 CHUNK_SECONDS = 5
 DIDEMO_FIX = "each entry must be {annotation_id, description, video, times: [[s, e], ...], num_segments}; download the annotation file again"
@@ -74,6 +74,7 @@ def read_didemo(path: Path, split: str, videos: Collection[str] | None = None) -
         )
     records: list[DidemoQuery] = []
     counts: Counter = Counter()
+    check_not_empty(data, path)
     ids: set[str] = set()
     for index, entry in enumerate(data):
         where = f"[{index}]"

@@ -97,8 +97,12 @@ class VideoReferSplit:
     mask_keys: set[str] = field(default_factory=set)  # every key of the mask dict (shared by ReVOS splits)
 
 
-def read_meta_expressions(path: Path, *, anno_ids: str = "required") -> list[VideoMeta]:
+def read_meta_expressions(path: Path, *, anno_ids: str = "required", labelled: bool = True) -> list[VideoMeta]:
     """A meta_expressions file; `anno_ids` is "required" (MeViS, ReVOS) or "absent" (Ref-YouTube-VOS).
+
+    ``labelled`` false (a split released without masks: MeViS valid, Ref-YouTube-VOS valid, whose
+    labels an evaluation server holds): an expression may have only its ``exp``; ``obj_id`` and
+    ``anno_id`` are read where present and empty otherwise.
 
     Videos come back sorted by id, expressions by numeric id (string order for non-numeric ids).
     """
@@ -130,7 +134,7 @@ def read_meta_expressions(path: Path, *, anno_ids: str = "required") -> list[Vid
             )
         expressions = require(entry, "expressions", dict, file=path, where=where, fix=META_FIX)
         parsed = [
-            read_expression(expressions[e], e, path, f"{where}.expressions.{e}", anno_ids)
+            read_expression(expressions[e], e, path, f"{where}.expressions.{e}", anno_ids, labelled)
             for e in sorted(expressions, key=exp_order)
         ]
         result.append(VideoMeta(vid, tuple(frames), height, width, tuple(parsed), position[vid]))
@@ -142,12 +146,16 @@ def exp_order(exp_id: str) -> tuple[int, int | str]:
     return (0, int(exp_id)) if re.fullmatch(r"\d+", exp_id) else (1, exp_id)
 
 
-def read_expression(entry: Any, exp_id: str, path: Path, where: str, anno_ids: str) -> VideoExpression:
+def read_expression(
+    entry: Any, exp_id: str, path: Path, where: str, anno_ids: str, labelled: bool = True
+) -> VideoExpression:
     sentence = require(entry, "exp", str, file=path, where=where, fix=META_FIX)
-    obj = require(entry, "obj_id", (list, int, str), file=path, where=where, fix=META_FIX)
-    obj_ids = tuple(id_text(o, file=path, key=f"{where}.obj_id") for o in (obj if isinstance(obj, list) else [obj]))
+    obj_ids: tuple[str, ...] = ()
+    if labelled or "obj_id" in entry:
+        obj = require(entry, "obj_id", (list, int, str), file=path, where=where, fix=META_FIX)
+        obj_ids = tuple(id_text(o, file=path, key=f"{where}.obj_id") for o in (obj if isinstance(obj, list) else [obj]))
     annos: tuple[str, ...] = ()
-    if anno_ids == "required":
+    if anno_ids == "required" and (labelled or "anno_id" in entry):
         raw = require(entry, "anno_id", (list, int, str), file=path, where=where, fix=META_FIX)
         annos = tuple(id_text(a, file=path, key=f"{where}.anno_id") for a in (raw if isinstance(raw, list) else [raw]))
         if not annos:
@@ -353,7 +361,7 @@ def read_mevis_split(split_dir: Path, dataset: str | None = None) -> VideoReferS
     dataset = dataset or reader_dataset(catalog.META_EXPRESSIONS)
     meta_path = split_dir / "meta_expressions.json"
     mask_path = find_mask_dict(split_dir)
-    metas = read_meta_expressions(meta_path)
+    metas = read_meta_expressions(meta_path, labelled=mask_path is not None)
     masks = read_mask_dict(mask_path) if mask_path is not None else None
     return ground_split(dataset, split_dir.name, metas, meta_path, mask_path, masks)
 
@@ -437,7 +445,7 @@ def read_rvos_split(
     """
     dataset = dataset or reader_dataset(catalog.META_EXPRESSIONS_COUNTER)
     meta_path = rvos_meta_file(root, split)
-    metas = read_meta_expressions(meta_path, anno_ids="absent")
+    metas = read_meta_expressions(meta_path, anno_ids="absent", labelled=mask_path is not None)
     if mask_path is None:
         return ground_split(dataset, split, metas, meta_path, None, None)
     metas = assign_rvos_keys(metas, key_order)

@@ -261,6 +261,10 @@ class VideoGroundingDataset(GroundingDataset):
         frames = [[b for b in frame.tolist() if not np.isnan(b).any()] for frame in boxes]
         return boxes, encode_video_box_lists(frames)
 
+    def clip_frame_names(self, index: int) -> list[str]:
+        """The manifest ``frames`` of clip ``index``: the names `clip_frames` decodes, in order."""
+        return list(self._clips[self._check_index(index)][1])
+
     def clip_frames(self, index: int) -> torch.Tensor:
         """Every frame of clip ``index``, in order, uint8 **(F, 3, H, W)** (SAM2 propagates masks over them)."""
         index = self._check_index(index)

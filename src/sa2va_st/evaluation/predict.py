@@ -11,7 +11,8 @@
   answer does not parse) and the ``expected`` answer from the manifest (``null`` where the split's
   labels are held by a server), plus what scoring needs (``type_id``, ``frame_indices``,
   ``duration``, ``expected_windows``; with a SAM2 segmenter, for images ``ann_id``, ``mask`` and
-  ``expected_mask``, for clips ``masks`` and ``expected_masks`` over every frame: `evaluation.masks`).
+  ``expected_mask``, for clips ``masks`` and ``expected_masks`` over every frame: `evaluation.masks`;
+  on a server's split, ``frame_names`` and ``size`` for its archive: `evaluation.submission`).
 - **Resume.** Records are appended to ``<out>.partial`` and flushed batch by batch; a restarted shard
   keeps the complete lines already there (a torn last line is dropped) and asks only the rest. The
   finished file is renamed to ``<out>`` in one step.
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from ..catalog import IMAGE_GROUNDING, TEMPORAL_GROUNDING, VIDEO_GROUNDING
+from ..errors import EvaluationError
 from ..formats.common import ParseFailure
 from .masks import ReferenceMasks, ReferenceVideoMasks, encode_mask
 
@@ -87,6 +89,8 @@ def requests_of(item: Mapping[str, Any]) -> Iterator[tuple[tuple, dict[str, Any]
         else:
             has_answer = item["answers"][turn] is not None
             record |= {
+                "video": item["video"],
+                "exp_id": item["exp_ids"][turn],
                 "type_id": item["type_ids"][turn],
                 "anno_ids": item["anno_ids"][turn] if "anno_ids" in item else None,
                 "frame_indices": [int(i) for i in item["frame_indices"]],
@@ -105,19 +109,30 @@ def _masks(segmenter: Any, reference: ReferenceMasks | None, image: Any, record:
 
 
 def _video_masks(
-    segmenter: Any, reference: ReferenceVideoMasks | None, frames: torch.Tensor, record: Mapping[str, Any]
+    segmenter: Any,
+    reference: ReferenceVideoMasks | None,
+    frames: torch.Tensor,
+    frame_names: Sequence[str],
+    record: Mapping[str, Any],
 ) -> dict:
-    """``masks`` (SAM2 propagated from the answered key frames) and ``expected_masks`` of one clip record."""
-    if reference is None or record.get("anno_ids") is None:
-        raise ValueError("video masks need the split's mask dict and the manifest's anno_ids")
+    """``masks`` (SAM2 propagated from the answered key frames) and ``expected_masks`` of one clip record.
+
+    A split whose labels a server holds (``expected`` is None) needs no reference: its records carry
+    ``frame_names`` and ``size`` (H, W) instead, what its submission archive is written from.
+    """
     num_frames, _, height, width = (int(v) for v in frames.shape)
-    expected = reference.masks(record["anno_ids"], num_frames, height, width)
+    if record["expected"] is None:
+        fields = {"expected_masks": None, "frame_names": list(frame_names), "size": [height, width]}
+    elif reference is None or record.get("anno_ids") is None:
+        raise ValueError("video masks need the split's mask dict and the manifest's anno_ids")
+    else:
+        fields = {"expected_masks": reference.masks(record["anno_ids"], num_frames, height, width)}
     prediction = record["prediction"]
     if prediction is None:
-        return {"masks": None, "expected_masks": expected}
+        return {"masks": None} | fields
     key_frames = {int(t): boxes for t, boxes in zip(record["frame_indices"], prediction)}
     masks = segmenter.segment_video(frames, key_frames).numpy()  # (F, H, W)
-    return {"masks": [encode_mask(m) for m in masks], "expected_masks": expected}
+    return {"masks": [encode_mask(m) for m in masks]} | fields
 
 
 def _done_ids(partial: Path) -> set[str]:
@@ -184,7 +199,8 @@ def predict_split(
             elif segmenter is not None and record["task"] == VIDEO_GROUNDING:
                 if item_position not in clips:
                     clips[item_position] = dataset.clip_frames(item_position)
-                record |= _video_masks(segmenter, reference_masks, clips[item_position], record)
+                names = dataset.clip_frame_names(item_position)
+                record |= _video_masks(segmenter, reference_masks, clips[item_position], names, record)
             handle.write(json.dumps(record) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
@@ -210,7 +226,18 @@ def read_predictions(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]
     records: list[dict[str, Any]] = []
     for path in paths:
         with open(path, encoding="utf-8") as handle:
-            records += [json.loads(line) for line in handle if line.strip()]
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise EvaluationError(
+                        f"line {number} is not a JSON record ({error})",
+                        file=str(path),
+                        key=f"line {number}",
+                        fix="the file was changed by hand or damaged: delete it and run evaluate_shard again",
+                    ) from None
     return records
 
 

@@ -250,7 +250,7 @@ def write_features(out_dir: Path, vid: str, features: np.ndarray) -> Path:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(features, dtype=np.float16), allow_pickle=False)
     path = feature_path(out_dir, vid)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), clean_stale=False)  # remove_stale_temporaries sweeps the folder
     return path
 
 

@@ -111,7 +111,14 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
     if not path.is_file():
         raise ModelError("weights file not found", file=str(path), fix="save the checkpoint again")
-    return safetensors.torch.load_file(str(path))
+    try:
+        return safetensors.torch.load_file(str(path))
+    except Exception as error:  # safetensors raises its own error type for a truncated or foreign file
+        raise ModelError(
+            f"the weights file cannot be read ({type(error).__name__}: {error})",
+            file=str(path),
+            fix="the file is truncated or not a safetensors file: save or export the model again",
+        ) from None
 
 
 def _check_tokens(model: Sa2vaSTModel, saved: dict[str, int], file: Path) -> None:
@@ -266,8 +273,25 @@ def load_exported(folder: str | os.PathLike, *, device: str | torch.device = "cp
     meta = _read_json(folder / EXPORT_META, "export description")
     config = Sa2vaSTConfig.from_dict(meta["config"]).with_changes(vlm=str(folder / EXPORT_VLM), local_files_only=True)
     dtype = effective_dtype(config, device)
-    processor = AutoProcessor.from_pretrained(folder / EXPORT_VLM, local_files_only=True)
-    vlm = InternVLForConditionalGeneration.from_pretrained(folder / EXPORT_VLM, dtype=dtype, local_files_only=True)
+    vlm_dir = folder / EXPORT_VLM
+    missing = [name for name in ("config.json",) if not (vlm_dir / name).is_file()]
+    if not any(vlm_dir.glob("*.safetensors")):
+        missing.append("*.safetensors (the weights)")
+    if missing:  # checked here: transformers would take a folder without them for a hub id and go online
+        raise ModelError(
+            f"the exported model's {EXPORT_VLM}/ has no {', '.join(missing)}",
+            file=str(vlm_dir),
+            fix="the folder is incomplete: run the rule that exported it again (train, or untrained_model)",
+        )
+    try:
+        processor = AutoProcessor.from_pretrained(folder / EXPORT_VLM, local_files_only=True)
+        vlm = InternVLForConditionalGeneration.from_pretrained(folder / EXPORT_VLM, dtype=dtype, local_files_only=True)
+    except (OSError, ValueError, KeyError) as error:  # what transformers raises for a missing or broken file
+        raise ModelError(
+            f"the exported model's {EXPORT_VLM}/ cannot be loaded ({type(error).__name__}: {str(error)[:300]})",
+            file=str(folder / EXPORT_VLM),
+            fix="the folder is incomplete or damaged: run the rule that exported it again (train, or untrained_model)",
+        ) from None
     if meta.get("adapter"):
         from peft import PeftModel
 

@@ -22,6 +22,7 @@ import hashlib
 import html
 import json
 import subprocess
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -67,6 +68,7 @@ class ReportInputs:
     receipts: Sequence[Path] = ()
     feature_identities: Sequence[Path] = ()
     predictions: Mapping[str, Mapping[tuple[str, str], Sequence[Path]]] = field(default_factory=dict)
+    submissions: Sequence[Path] = ()
     random_sam2: bool = False
 
 
@@ -128,7 +130,24 @@ def scorecard_section(inputs: ReportInputs, metrics: Mapping[str, Mapping[tuple[
         if inputs.random_sam2
         else ""
     )
-    return f"<h2 id='scorecard'>Scorecard</h2>{sam2}{note}{_table(header, table_rows, 2)}"
+    return f"<h2 id='scorecard'>Scorecard</h2>{sam2}{note}{_table(header, table_rows, 2)}{_submissions(inputs)}"
+
+
+def _submissions(inputs: ReportInputs) -> str:
+    """The archives written for the splits a server scores (what to upload, and how much is in each)."""
+    if not inputs.submissions:
+        return ""
+    rows = []
+    for path in inputs.submissions:
+        with zipfile.ZipFile(inputs.root / path) as archive:
+            names = [n for n in archive.namelist() if n.endswith(".png")]
+        expressions = {n.rsplit("/", 1)[0] for n in names}
+        rows.append([f"<code>{_e(path)}</code>", len(expressions), len(names)])
+    return (
+        "<p><i>needs server</i>: the labels of these splits are held by their evaluation servers; upload the "
+        "archive written for each (one PNG mask per expression and frame, SAM2 propagated from the answered "
+        "boxes).</p>" + _table(["archive", "expressions", "masks"], rows)
+    )
 
 
 def _git_commit(root: Path) -> str:

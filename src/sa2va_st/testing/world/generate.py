@@ -48,7 +48,7 @@ from .video_refer import MEVIS_PARTS_STEM, RVOS_ARCHIVE, build_video_refer
 from .videos import encode_mp4, plan_record, read_back_rotation
 
 GENERATOR_NAME = "sa2va_st.synthetic"
-GENERATOR_VERSION = "3"  # 2: ReVOS has multi-object expressions; 3: larger objects, WorldScale
+GENERATOR_VERSION = "4"  # 2: ReVOS has multi-object expressions; 3: larger objects, WorldScale; 4: server splits
 WORLD_JSON = "world.json"
 
 SA2VA_REPO_ID = "Dense-World/Sa2VA-Training"

@@ -279,18 +279,26 @@ def clip_ground_truth(clip: VideoClip) -> dict:
     }
 
 
+def unlabelled(expressions: dict[str, dict]) -> dict[str, dict]:
+    """Expressions as a server-scored split releases them: the sentence only (no obj_id, no anno_id)."""
+    return {exp_id: {"exp": e["exp"]} for exp_id, e in expressions.items()}
+
+
 def mevis_split(
-    rng: np.random.Generator, split: str, count: int, anno_ids: Iterator[int]
+    rng: np.random.Generator, split: str, count: int, anno_ids: Iterator[int], labelled: bool = True
 ) -> tuple[dict[str, bytes], dict, dict]:
-    """Entries, counts and ground truth of one MeViS split (train or valid_u)."""
+    """Entries, counts and ground truth of one MeViS split (train, valid_u; valid without labels, as released)."""
     clips = make_clips(rng, count, 12, (8, 14), anno_ids=anno_ids)
     meta = {"videos": {c.vid: {"frames": list(c.frame_names), "expressions": mevis_expressions(c)} for c in clips}}
-    masks = mask_dict(clips)
+    masks = mask_dict(clips) if labelled else {}
     root = f"mevis/{split}"
+    if not labelled:
+        for video in meta["videos"].values():
+            video["expressions"] = unlabelled(video["expressions"])
     entries = {
         **frames_dir_entries(f"{root}/JPEGImages", clips),
         f"{root}/meta_expressions.json": json_bytes(meta),
-        f"{root}/mask_dict.json": json_bytes(masks),
+        **({f"{root}/mask_dict.json": json_bytes(masks)} if labelled else {}),
     }
     summary = {
         "dir": root,
@@ -348,7 +356,9 @@ def rvos_world(rng: np.random.Generator, scale: WorldScale) -> tuple[dict[str, b
         "videos": {c.vid: {"expressions": rvos_expressions(rng, c), "frames": list(c.frame_names)} for c in train}
     }
     valid_meta = {
-        "videos": {c.vid: {"expressions": rvos_expressions(rng, c), "frames": list(c.frame_names)} for c in valid}
+        "videos": {
+            c.vid: {"expressions": unlabelled(rvos_expressions(rng, c)), "frames": list(c.frame_names)} for c in valid
+        }
     }
     masks = rvos_mask_dict(train, train_meta)
     entries = {
@@ -494,7 +504,8 @@ def revos_world(
 
 
 def build_video_refer(rng: np.random.Generator, scale: WorldScale) -> VideoReferWorld:
-    """MeViS (train + valid_u), Ref-YTVOS (train + valid) and ReVOS (train + valid)."""
+    """MeViS (train, valid_u, valid), Ref-YTVOS (train + valid) and ReVOS (train + valid); the valid splits
+    of MeViS and Ref-YTVOS come without labels (their server holds them)."""
     mevis_anno_ids = iter(range(1, 10**6))
     mevis_train, mevis_train_summary, mevis_train_truth = mevis_split(rng, "train", 6 * scale.train, mevis_anno_ids)
     mevis_valid, mevis_valid_summary, mevis_valid_truth = mevis_split(
@@ -502,8 +513,14 @@ def build_video_refer(rng: np.random.Generator, scale: WorldScale) -> VideoRefer
     )
     rvos_entries, rvos_summary, rvos_truth = rvos_world(rng, scale)
     revos_files, revos_summary, revos_truth = revos_world(rng, iter(range(5001, 10**6)), scale)
+    # drawn last, so that the splits above are those of generator version 3
+    mevis_server, mevis_server_summary, _ = mevis_split(
+        rng, "valid", 2 * scale.held_out, mevis_anno_ids, labelled=False
+    )
     summary = {
-        "mevis": {"splits": {"train": mevis_train_summary, "valid_u": mevis_valid_summary}},
+        "mevis": {
+            "splits": {"train": mevis_train_summary, "valid_u": mevis_valid_summary, "valid": mevis_server_summary}
+        },
         "rvos": rvos_summary,
         "revos": revos_summary,
     }
@@ -512,4 +529,4 @@ def build_video_refer(rng: np.random.Generator, scale: WorldScale) -> VideoRefer
         "rvos": rvos_truth,
         "revos": revos_truth,
     }
-    return VideoReferWorld({**mevis_train, **mevis_valid}, rvos_entries, revos_files, summary, truth)
+    return VideoReferWorld({**mevis_train, **mevis_valid, **mevis_server}, rvos_entries, revos_files, summary, truth)
