@@ -86,37 +86,19 @@ def test_special_jsons_survive_a_kill_anywhere(synthetic_build, tmp_path):
     assert check_stage(tmp_path, fresh)
 
 
-def test_spatial_manifests_survive_a_kill_anywhere(synthetic_build, tmp_path):
-    special = synthetic_build["tmp"] / "special_jsons"
-
-    def fresh(folder: Path):
-        folder.mkdir(parents=True)
-        out = folder / "manifests"
-        args = [
-            "spatial",
-            "--special-jsons",
-            str(special),
-            "--data-root",
-            str(synthetic_build["root"]),
-            "--out-dir",
-            str(out),
-        ]
-        return SCRIPTS / "build_manifests.py", args, [out]
-
-    assert check_stage(tmp_path, fresh)
-
-
-def test_temporal_manifests_survive_a_kill_anywhere(synthetic_build, tmp_path):
+@pytest.mark.parametrize("kind", ["spatial", "temporal"])
+def test_manifests_survive_a_kill_anywhere(kind, synthetic_build, tmp_path):
     from sa2va_st.testing.build import FEATURES_LABEL, FPS
 
     special = synthetic_build["tmp"] / "special_jsons"
+    temporal = ["--features-label", FEATURES_LABEL, "--fps", str(FPS)] if kind == "temporal" else []
 
     def fresh(folder: Path):
         folder.mkdir(parents=True)
         out = folder / "manifests"
         args = [
-            "temporal", "--special-jsons", str(special), "--data-root", str(synthetic_build["root"]),
-            "--out-dir", str(out), "--features-label", FEATURES_LABEL, "--fps", str(FPS),
+            kind, "--special-jsons", str(special), "--data-root", str(synthetic_build["root"]),
+            "--out-dir", str(out), *temporal,
         ]  # fmt: skip
         return SCRIPTS / "build_manifests.py", args, [out]
 

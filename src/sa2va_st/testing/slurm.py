@@ -35,7 +35,8 @@ class SlurmUnavailable(RuntimeError):
 
 
 def _which(name: str) -> str | None:
-    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}",) if os.path.exists(p)), None)
+    """The program on PATH, or in /usr/sbin (where Debian puts the daemons, often off a user's PATH)."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin")
 
 
 def ensure_packages() -> None:

@@ -62,7 +62,7 @@ def launch_command(torchrun: str, processes: int, log_dir: str, run_id: str, res
     ``tasks_per_node`` ranks each (one per GPU), `srun_torchrun_command`. Anything else is one node,
     ``processes`` ranks, `torchrun_command`.
     """
-    mpi = resources.get("mpi") if hasattr(resources, "get") else None
+    mpi = resources.get("mpi")
     if not mpi:
         return torchrun_command(torchrun, processes, log_dir, run_id)
     nodes = int(resources.get("nodes") or 1)
