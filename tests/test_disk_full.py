@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import small_tmpfs
 from sa2va_st.atomic import atomic_write_bytes
 from sa2va_st.errors import DiskFullError
 
@@ -20,16 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 1 MiB tmpfs mounted for the test (root only; skipped, saying why, where mounting is refused)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    """A 1 MiB tmpfs for the test."""
+    with small_tmpfs(tmp_path / "disk", 2**20) as mount:
+        yield mount
 
 
 def fill(folder: Path) -> None:
@@ -93,3 +87,24 @@ def test_a_full_disk_met_inside_a_library_is_reported_with_the_numbers(tmp_path,
     assert exited.value.code == 1
     err = capsys.readouterr().err
     assert "DiskFullError: the disk is full" in err and "bytes free of" in err and "model.safetensors" in err
+
+
+def test_writers_that_do_not_say_the_disk_is_full_are_recognised_by_its_free_space(small_disk, tmp_path):
+    """torch.save on a full disk raises a RuntimeError naming no cause ("unexpected pos ..."); safetensors
+    quotes the OS. Both are a full disk; the same RuntimeError on a disk with room is not."""
+    import safetensors.torch
+    import torch
+
+    from sa2va_st.atomic import is_disk_full
+
+    fill(small_disk)
+    tensor = torch.zeros(100_000)
+    for write in (
+        lambda: torch.save({"w": tensor}, small_disk / "w.pt"),
+        lambda: safetensors.torch.save_file({"w": tensor}, str(small_disk / "w.safetensors")),
+    ):
+        with pytest.raises(Exception) as caught:
+            write()
+        assert is_disk_full(caught.value, small_disk / "w")
+    assert not is_disk_full(RuntimeError("unexpected pos 576 vs 534"), tmp_path)
+    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"), tmp_path)  # the errno says it

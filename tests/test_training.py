@@ -23,6 +23,7 @@ import safetensors.torch
 import yaml
 
 from conftest import SYNTHETIC_LABEL
+from helpers import small_tmpfs
 from sa2va_st import paths
 from sa2va_st.config import validate_config
 from sa2va_st.errors import TrainingError
@@ -263,16 +264,39 @@ def test_a_finished_run_started_again_does_nothing(uninterrupted, synthetic_buil
     assert "the run is complete" in done.stderr
 
 
-def test_a_run_killed_and_restarted_ends_with_the_same_weights(uninterrupted, synthetic_build, tmp_path):
+def test_a_run_killed_and_then_out_of_disk_resumes_to_the_same_weights(uninterrupted, synthetic_build, tmp_path):
+    """Two faults in one run, each checked where it happens. SIGKILL once step 6 is saved; the restart
+    runs with its work dir on a tmpfs with room for about one checkpoint more, so a later save does not
+    fit: a DiskFullError with the numbers, no partial folder, the checkpoints before it intact. Copied to
+    a larger disk, the run resumes and ends with the uninterrupted run's weights and losses."""
     config = uninterrupted["config"]
-    train_and_kill_after(config, synthetic_build, tmp_path, processes=1, step=6)
-    done = train(config, synthetic_build, tmp_path)
+    train_and_kill_after(config, synthetic_build, tmp_path / "killed", processes=1, step=6)
+    manager = ckpt.CheckpointManager(
+        tmp_path / "killed" / "work" / paths.CHECKPOINTS, keep=2, rank=0, barrier=lambda: None
+    )
+    manager.clean_stale()  # a save the kill interrupted (its partial folder would count against the small disk)
+    size = sum(manager.latest().meta["files"].values())
+    with small_tmpfs(tmp_path / "disk", int(2.5 * size)) as disk:
+        shutil.copytree(tmp_path / "killed" / "work", disk / "work")
+        before = {c.step for c in manager.complete()}
+        done = train(config, synthetic_build, disk, check=False)
+        assert done.returncode != 0 and "resuming from" in done.stderr
+        assert "DiskFullError: the disk is full" in done.stderr, done.stderr[-3000:]
+        assert f"bytes free of {shutil.disk_usage(disk).total:,}" in done.stderr
+        on_disk = ckpt.CheckpointManager(disk / "work" / paths.CHECKPOINTS, keep=2, rank=0, barrier=lambda: None)
+        latest = on_disk.latest()
+        taken = sum(latest.meta["files"].values())
+        assert f"did not fit (step {latest.step}'s takes {taken:,} bytes" in done.stderr, done.stderr[-3000:]
+        assert not on_disk.clean_stale(), "the failed save left its partial folder"
+        assert max(before) <= latest.step
+        shutil.copytree(disk / "work", tmp_path / "moved" / "work")
+    done = train(config, synthetic_build, tmp_path / "moved")
     assert "resuming from" in done.stderr
-    expected, got = final_weights(uninterrupted["work"]), final_weights(tmp_path)
+    expected, got = final_weights(uninterrupted["work"]), final_weights(tmp_path / "moved")
     assert expected.keys() == got.keys()
     worst = max(float((expected[k] - got[k]).abs().max()) for k in expected)
     assert worst <= 1e-6, worst
-    assert losses_by_step(tmp_path) == losses_by_step(uninterrupted["work"])  # the same samples, step by step
+    assert losses_by_step(tmp_path / "moved") == losses_by_step(uninterrupted["work"])  # the same samples, step by step
 
 
 def test_a_run_saved_on_two_ranks_resumes_on_one_with_the_same_losses(uninterrupted, synthetic_build, tmp_path):

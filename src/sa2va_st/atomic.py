@@ -42,17 +42,49 @@ def remove_stale(parent: Path, name: str, suffix: str) -> list[Path]:
 
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded")  # strerror of the two, as libraries quote it
+# Below this many free bytes (or 1 % of the filesystem, if less) a failed write is taken to have met a full
+# disk even when the writer does not say so: torch.save's zip writer reports only "unexpected pos ..."
+# (measured on a full tmpfs).
+DISK_FULL_MARGIN = 64 * 2**20
 
 
-def disk_full_error(path: str | os.PathLike, needed: int | None = None) -> DiskFullError:
-    """The error for a write to ``path`` that ran out of space, with the filesystem's numbers."""
+def _existing(path: str | os.PathLike) -> Path:
+    """`path`, or its nearest existing parent (what a filesystem can be asked about)."""
     where = Path(path)
     while not where.exists() and where != where.parent:
         where = where.parent
+    return where
+
+
+def is_disk_full(error: BaseException, path: str | os.PathLike) -> bool:
+    """Whether `error`, raised while writing under `path`, means the disk is full.
+
+    True for an ENOSPC / EDQUOT `OSError` anywhere in its chain, for a library's error quoting one
+    (safetensors: "No space left on device (os error 28)"), and for an `OSError` or `RuntimeError`
+    met while the filesystem of `path` has less than `DISK_FULL_MARGIN` (or 1 %) free (torch.save's own words
+    on a full disk name no cause).
+    """
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    if any(isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS for e in chain):
+        return True
+    if any(text in str(e) for e in chain for text in DISK_FULL_TEXT):
+        return True
+    usage = shutil.disk_usage(_existing(path))
+    return isinstance(chain[0], OSError | RuntimeError) and usage.free < min(DISK_FULL_MARGIN, usage.total // 100)
+
+
+def disk_full_error(path: str | os.PathLike, needed: int | None = None, detail: str = "") -> DiskFullError:
+    """The error for a write to ``path`` that ran out of space, with the filesystem's numbers (and `detail`)."""
+    where = _existing(path)
     usage = shutil.disk_usage(where)
     writing = f"writing {needed:,} bytes; " if needed is not None else ""
     return DiskFullError(
-        f"the disk is full: {writing}{usage.free:,} bytes free of {usage.total:,} on the filesystem of {where}",
+        f"the disk is full: {writing}{usage.free:,} bytes free of {usage.total:,} on the filesystem of {where}"
+        + (f"; {detail}" if detail else ""),
         file=os.fspath(path),
         fix="free space there (or point data_root / work_dir / results at a larger disk) and run the job again",
     )

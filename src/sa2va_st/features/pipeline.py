@@ -11,7 +11,10 @@ Data flow (shapes per video: T features, U <= T distinct source frames)::
                                                            (T, D) float16 .npy, temp name + rename
 
 Each worker takes every num_workers-th video of the shard, so the DataLoader, which
-reads the workers round-robin, hands the videos over in shard order. Only uint8
+reads the workers round-robin, hands the videos over in shard order. Workers start from a
+fork server (a fresh interpreter that has imported this module), not by forking the caller:
+a fork copies whatever the caller's threads and libraries were doing at that instant (a
+test suite's earlier decoders, a server thread), and a worker once died of it with SIGSEGV. Only uint8
 crops cross the process boundary. A repeated source frame (fps above the source
 rate, or a video shorter than 1/fps) is encoded once and copied.
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import multiprocessing
 import os
 import time
 from collections import deque
@@ -183,6 +187,13 @@ def _worker_init(_worker_id: int) -> None:
     torch.set_num_threads(1)  # one core per worker: resizing must not oversubscribe the machine
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Decode workers come from a fork server that has imported this module (see the module docstring)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # taken when the server starts: torch, PyAV, decord loaded once
+    return context
+
+
 @dataclass
 class _Pending:
     """A video whose crops are queued or being encoded."""
@@ -288,7 +299,8 @@ def extract_shard(
     `clip` is what `load_clip` returns. Raises FeatureError when more than
     `max_failed_fraction` of the videos failed (their rows are on the error as `.rows`).
     `encoder_threads`: torch threads of this (encoding) process; None chooses them as it goes
-    (`EncoderThreads`).
+    (`EncoderThreads`). With `num_workers` > 0 the workers come from a fork server, which imports
+    the calling script as multiprocessing does: a script needs its ``if __name__ == "__main__":``.
     """
     if not (math.isfinite(fps) and fps > 0):
         raise FeatureError(f"fps must be positive, got {fps}", key="fps")
@@ -310,6 +322,7 @@ def extract_shard(
         num_workers=num_workers,
         collate_fn=_keep_items,
         worker_init_fn=_worker_init if num_workers else None,
+        multiprocessing_context=_worker_context() if num_workers else None,
         pin_memory=device.type == "cuda",
     )
     encoder = _Encoder(model, preprocess, batch_size, out_dir, dim)

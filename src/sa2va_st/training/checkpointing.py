@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, disk_full_error, is_disk_full
 from ..errors import TrainingError
 
 FORMAT_VERSION = 1
@@ -172,12 +172,20 @@ class CheckpointManager:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
         self.barrier()
-        write(staging)
-        self.barrier()
+        try:
+            write(staging)
+            self.barrier()
+            if self.rank == 0:
+                record = {"format_version": FORMAT_VERSION, "step": int(step), **meta, "files": _listed_files(staging)}
+                (staging / META).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+                _fsync_tree(staging)
+        except Exception as error:
+            if not is_disk_full(error, staging):
+                raise
+            full = self._disk_full(step, staging)  # the numbers first: removing the partial frees space
+            shutil.rmtree(staging, ignore_errors=True)  # the other ranks stop with this one (torchrun)
+            raise full from error
         if self.rank == 0:
-            record = {"format_version": FORMAT_VERSION, "step": int(step), **meta, "files": _listed_files(staging)}
-            (staging / META).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-            _fsync_tree(staging)
             if final.exists():  # a checkpoint of this step from before a restart: replace it whole
                 self._remove(final)
             os.replace(staging, final)
@@ -185,6 +193,18 @@ class CheckpointManager:
             self.rotate()
         self.barrier()
         return final
+
+    def _disk_full(self, step: int, staging: Path):
+        """The DiskFullError of a save that did not fit, with the size of the newest complete checkpoint."""
+        latest = self.latest()
+        if latest is None:
+            return disk_full_error(staging, detail=f"checkpoint {step} did not fit")
+        size = sum(latest.meta["files"].values())
+        return disk_full_error(
+            staging,
+            detail=f"checkpoint {step} did not fit (step {latest.step}'s takes {size:,} bytes; a save needs room "
+            f"for save_total_limit + 1 = {self.keep + 1} of them until the oldest is removed)",
+        )
 
     def rotate(self) -> list[int]:
         """Rank 0: remove the oldest complete checkpoints beyond ``keep``; returns their steps."""
