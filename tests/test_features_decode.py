@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -187,6 +188,42 @@ def test_broken_inputs_raise_feature_error_naming_the_file(samples, name, messag
         probe_video(samples[name])
     assert message in str(caught.value)
     assert str(samples[name]) in str(caught.value)
+
+
+def test_frames_over_the_size_limit_are_refused_before_any_is_decoded(tmp_path):
+    """A real 8256x8200 video (one black frame): refused from its header, with the size and the fix."""
+    from sa2va_st.features.decode import MAX_FRAME_PIXELS
+
+    width, height = 8256, 8200
+    assert width * height > MAX_FRAME_PIXELS
+    path = sv.encode_video_file(
+        tmp_path / "huge.mp4", lambda k: np.zeros((height, width, 3), np.uint8), [0], Fraction(1, 25), 1,
+        width=width, height=height,
+    )  # fmt: skip
+    with pytest.raises(FeatureError) as caught:
+        probe_video(path)
+    assert "8256x8200" in str(caught.value) and str(path) in str(caught.value) and "ffmpeg" in str(caught.value)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_still_image_under_a_video_name_is_refused(tmp_path, fmt):
+    """FFmpeg would read a picture as a one-frame "video" of 0.04 s; the file's name says .mp4."""
+    from PIL import Image
+
+    path = tmp_path / "clip.mp4"
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(path, format=fmt)
+    with pytest.raises(FeatureError, match="a still image") as caught:
+        probe_video(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_video_under_another_extension_is_read_by_its_content(samples, tmp_path):
+    renamed = tmp_path / "clip.webm"
+    shutil.copy(samples["cfr25"], renamed)
+    a, b = probe_video(samples["cfr25"]), probe_video(renamed)
+    assert a.pts == b.pts and a.display_size == b.display_size
+    wanted = np.array([0, 3, 7])
+    assert np.array_equal(read_frames(a, wanted).frames, read_frames(b, wanted).frames)
 
 
 def test_missing_file(tmp_path):

@@ -23,8 +23,8 @@ Reading (two backends, one frame choice):
   last chosen frame. A chosen frame that never comes out of the decoder is an error,
   not a silent duplicate (decord, by default, would repeat a neighbour).
 
-Broken inputs (missing, truncated, no video stream, zero frames, undecodable) raise
-`FeatureError` naming the file.
+Broken inputs (missing, truncated, no video stream, zero frames, undecodable, a still image
+under a video's name, frames over `MAX_FRAME_PIXELS`) raise `FeatureError` naming the file.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "decord", "pyav")
 DECORD_TIME_SLACK_S = 1e-3  # decord's float32 seconds vs the probe's exact times
+DEFAULT_CHUNK_SIZE = 16  # frames decoded before `read_frames`' transform shrinks them
+# 8192 x 8192: twice 8K UHD. A larger (or a hostile header's) frame size is refused before any pixel is
+# decoded: a chunk of 16 such RGB frames is 3.2 GB in each decode worker.
+MAX_FRAME_PIXELS = 8192 * 8192
 TRUNCATED_FIX = "re-download or re-copy the file; a complete copy has all the frames its header lists"
 
 
@@ -103,7 +107,21 @@ def probe_video(path: str | os.PathLike) -> VideoProbe:
             if not container.streams.video:
                 kinds = ", ".join(s.type for s in container.streams) or "none"
                 raise FeatureError(f"no video stream (streams: {kinds})", file=path)
+            if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+                raise FeatureError(
+                    f"a still image (FFmpeg reads it as {container.format.name}), not a video",
+                    file=path,
+                    fix="replace it with the video itself; the file's name does not decide what it holds",
+                )
             stream = container.streams.video[0]
+            width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+            if width * height > MAX_FRAME_PIXELS:
+                raise FeatureError(
+                    f"frames of {width}x{height} exceed the {MAX_FRAME_PIXELS:,} pixels a frame may have here "
+                    f"(each decoded chunk holds {DEFAULT_CHUNK_SIZE} full-size frames before they are resized)",
+                    file=path,
+                    fix="re-encode it smaller, e.g. ffmpeg -i IN -vf scale=-2:1080 OUT; CLIP sees 224 px anyway",
+                )
             listed = int(stream.frames or 0)  # what the header promises (0 = not stored)
             pts, last_duration, rotation = [], {}, None
             for packet in container.demux(stream):
@@ -120,7 +138,6 @@ def probe_video(path: str | os.PathLike) -> VideoProbe:
                         break
             time_base = Fraction(stream.time_base) if stream.time_base else None
             nominal = float(stream.average_rate) if stream.average_rate else None
-            width, height = int(stream.codec_context.width), int(stream.codec_context.height)
     except FeatureError:
         raise
     except (av.FFmpegError, OSError, ValueError) as error:
@@ -239,7 +256,7 @@ def read_frames(
     *,
     backend: str = "auto",
     threads: int = 0,
-    chunk_size: int = 16,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
     transform: Callable[[np.ndarray], object] | None = None,
 ) -> ReadResult:
     """Read the frames with the given (strictly increasing) indices, upright RGB.

@@ -50,7 +50,7 @@ from ..atomic import atomic_write_bytes
 from ..errors import FeatureError
 from . import timing
 from .clip_model import embedding_dim, encode_images, input_dtype
-from .decode import BACKENDS, probe_video, read_frames
+from .decode import BACKENDS, DEFAULT_CHUNK_SIZE, probe_video, read_frames
 from .preprocess import PreprocessConfig, normalize, resize_crop_uint8
 from .sharding import VideoSource
 
@@ -95,7 +95,7 @@ class DecodeSettings:
     embed_dim: int
     backend: str = "auto"
     threads: int = 0  # decoder threads per video (0 = decoder's choice)
-    chunk_size: int = 16  # full-size frames held at once before resizing
+    chunk_size: int = DEFAULT_CHUNK_SIZE  # full-size frames held at once before resizing
 
 
 @dataclass
