@@ -451,3 +451,21 @@ def test_a_failed_archive_write_leaves_the_old_archive(tmp_path):
     with pytest.raises(EvaluationError, match="masks for 2 frames"):
         write_submission([good | {"masks": good["masks"][:1]}], "mevis", out)
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["s.zip"]
+
+
+@pytest.mark.parametrize(
+    "benchmark, record, message",
+    [
+        ("refcoco/val", {"id": "a", "dataset": "refcoco", "split": "val"}, "refcoco/val is scored here"),
+        ("rvos/valid", {"id": "a", "dataset": "mevis", "split": "valid"}, "1 records are not of rvos/valid"),
+    ],
+)
+def test_submit_refuses_a_split_scored_here_and_records_of_another_split(benchmark, record, message, tmp_path):
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text(json.dumps(record) + "\n")
+    out = tmp_path / "s.zip"
+    command = [sys.executable, str(REPO / "scripts" / "evaluate.py"), "submit", "--benchmark", benchmark]
+    done = subprocess.run([*command, "--out", str(out), str(predictions)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert f"EvaluationError: {message}" in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert not out.exists() and list(tmp_path.iterdir()) == [predictions]
