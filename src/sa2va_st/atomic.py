@@ -73,8 +73,10 @@ def is_disk_full(error: BaseException, path: str | os.PathLike) -> bool:
         return True
     if any(text in str(e) for e in chain for text in DISK_FULL_TEXT):
         return True
+    if not isinstance(chain[0], OSError | RuntimeError):
+        return False
     usage = shutil.disk_usage(_existing(path))
-    return isinstance(chain[0], OSError | RuntimeError) and usage.free < min(DISK_FULL_MARGIN, usage.total // 100)
+    return usage.free < min(DISK_FULL_MARGIN, usage.total // 100)
 
 
 def disk_full_error(path: str | os.PathLike, needed: int | None = None, detail: str = "") -> DiskFullError:
