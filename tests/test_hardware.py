@@ -59,8 +59,10 @@ def test_two_concurrent_jobs_on_a_two_gpu_node_get_different_gpus_and_a_third_wa
     assert all(p.returncode == 0 for p in (first, second, third))
     (d1, t1, _, r1), (d2, t2, _, r2), (d3, t3, _, _) = outputs
     assert {d1, d2} == {"cuda:0", "cuda:1"}  # never both on cuda:0
-    assert float(t3) >= min(float(r1), float(r2)) - 0.01  # the third waited for a release
-    assert d3 == (d1 if float(r1) <= float(r2) else d2)
+    released_at = {d1: float(r1), d2: float(r2)}
+    # The third holds a GPU only after that GPU's holder let it go. "released" is printed just before the lock
+    # is dropped, so when both holders finish within a few milliseconds either may be the one it gets.
+    assert float(t3) >= released_at[d3]
 
 
 def test_a_killed_job_releases_its_gpu(tmp_path):
