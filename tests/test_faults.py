@@ -189,3 +189,26 @@ def test_an_evaluation_shard_and_its_archive_survive_a_kill_anywhere(exported_ti
         )
 
     assert check_stage(tmp_path / "submit", fresh_archive)
+
+
+def test_a_dead_writers_temporaries_are_swept_and_nothing_else(tmp_path):
+    """`atomic.remove_stale`: the temporaries mkstemp / mkdtemp made for the named outputs go, whether one
+    name or a shard's many; outputs, other outputs' temporaries and names that only start alike stay."""
+    import tempfile
+
+    from sa2va_st.atomic import remove_stale
+
+    dead = [
+        Path(tempfile.mkstemp(prefix=".a.npy.", suffix=".tmp", dir=tmp_path)[1]),
+        Path(tempfile.mkstemp(prefix=".b.npy.", suffix=".tmp", dir=tmp_path)[1]),
+        Path(tempfile.mkdtemp(prefix=".a.npy.", suffix=".tmp", dir=tmp_path)),
+    ]
+    (dead[2] / "inside").write_text("x")
+    kept = [tmp_path / "a.npy", tmp_path / ".a.npy.x.tmp", tmp_path / ".a.npy.abcdefgh.staging"]
+    kept.append(Path(tempfile.mkstemp(prefix=".a.npy.old.", suffix=".tmp", dir=tmp_path)[1]))  # a.npy.old's
+    kept.append(Path(tempfile.mkstemp(prefix=".c.npy.", suffix=".tmp", dir=tmp_path)[1]))  # not this shard's
+    for path in kept[:3]:
+        path.write_text("keep")
+    assert remove_stale(tmp_path, {"a.npy", "b.npy"}, ".tmp") == sorted(dead)
+    assert not any(p.exists() for p in dead) and all(p.exists() for p in kept)
+    assert remove_stale(tmp_path, "c.npy", ".tmp") == [kept[4]] and remove_stale(tmp_path / "absent", "a", ".tmp") == []

@@ -229,7 +229,7 @@ def test_rerun_skips_complete_files_and_redoes_the_rest(world, full_run, clip, t
         shutil.copy2(source / f"{video.vid}.npy", tmp_path / f"{video.vid}.npy")
     (tmp_path / videos[0].path.with_suffix(".npy").name).unlink()  # never finished
     np.save(tmp_path / f"{videos[1].vid}.npy", np.zeros((3, DIM), np.float16))  # wrong shape: redone
-    stale = tmp_path / f".{videos[2].vid}.npy.abc123.tmp"  # what a killed write leaves
+    stale = tmp_path / f".{videos[2].vid}.npy.abcd1234.tmp"  # what a killed write leaves (mkstemp's 8 characters)
     stale.write_bytes(b"half")
     before = snapshot(tmp_path)
     rows = extract_shard(

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +22,37 @@ from .errors import DiskFullError
 HASH_CHUNK = 8 << 20  # 8 MiB reads keep hashing I/O-bound without large buffers
 
 
-def remove_stale(parent: Path, name: str, suffix: str) -> list[Path]:
-    """Delete what a killed writer of ``name`` left in ``parent`` (``.{name}.*{suffix}``); returns them.
+def remove_stale(parent: Path, names: str | Iterable[str], suffix: str) -> list[Path]:
+    """Delete what killed writers of ``names`` (one output's name, or several) left in ``parent``
+    (``.{name}.XXXXXXXX{suffix}``); returns them, sorted. The folder is listed once, however many names:
+    a features shard sweeps its thousands of videos' temporaries in one pass.
 
     One job writes one output (Snakemake never runs two jobs for it), so a temporary of the same
     target found on starting is a dead writer's, never a live one's.
     """
-    # mkstemp / mkdtemp put 8 characters between prefix and suffix: exactly those, so a sibling output
-    # whose name starts with ``name`` is never matched
-    stale = sorted(parent.glob(f".{glob.escape(name)}.{'?' * 8}{suffix}")) if parent.is_dir() else []
-    for path in stale:
+    wanted = {names} if isinstance(names, str) else set(names)
+    if not wanted or not parent.is_dir():
+        return []
+    stale = []
+    for entry in os.scandir(parent):
+        # mkstemp / mkdtemp put exactly 8 characters between prefix and suffix: a sibling output whose
+        # name merely starts with a wanted name is never matched
+        stem = entry.name[1 : len(entry.name) - len(suffix)]  # "{name}.XXXXXXXX"
+        if (
+            entry.name.startswith(".")
+            and entry.name.endswith(suffix)
+            and len(stem) > 9
+            and stem[-9] == "."
+            and stem[:-9] in wanted
+        ):
+            stale.append(Path(entry.path))
+    for path in sorted(stale):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-    return stale
+    return sorted(stale)
 
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -96,7 +110,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, clean_stale: boo
     """Write ``data`` to ``path`` through a temporary and a rename.
 
     ``clean_stale`` lists the folder for a dead writer's temporaries of ``path`` first; a writer of
-    thousands of files in one folder passes False and sweeps the folder once itself (features).
+    thousands of files in one folder passes False and sweeps them all at once (`remove_stale` with
+    every name; the features do).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -551,7 +551,7 @@ def _build_special_jsons(
                 "folder": folder_name,
                 "reason": f"{folder_name} is absent under data_root",
             }
-            remove_stale(out_dir / name, keep=set())
+            remove_unproduced_splits(out_dir / name, keep=set())
             continue
         docs = BUILDERS[dataset.reader](data_root, dataset)
         entry: dict[str, Any] = {"status": "built", "folder": folder_name, "splits": {}}
@@ -569,7 +569,7 @@ def _build_special_jsons(
         usage = mask_usage(docs)
         if usage is not None:
             entry["mask_entries"] = usage
-        remove_stale(out_dir / name, keep={f"{d.split}.json" for d in docs})
+        remove_unproduced_splits(out_dir / name, keep={f"{d.split}.json" for d in docs})
         report["datasets"][name] = entry
     validate(report, schemas["report"], REPORT)
     atomic_write_text(out_dir / REPORT, dumps(report))
@@ -582,7 +582,7 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def remove_stale(folder: Path, keep: set[str], pattern: str = "*.json") -> None:
+def remove_unproduced_splits(folder: Path, keep: set[str], pattern: str = "*.json") -> None:
     """Split files (``pattern``) of an earlier run that this run did not write (a split or dataset that is gone)."""
     if not folder.is_dir():
         return

@@ -46,7 +46,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes, remove_stale
 from ..errors import FeatureError
 from . import timing
 from .clip_model import embedding_dim, encode_images, input_dtype
@@ -261,24 +261,8 @@ def write_features(out_dir: Path, vid: str, features: np.ndarray) -> Path:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(features, dtype=np.float16), allow_pickle=False)
     path = feature_path(out_dir, vid)
-    atomic_write_bytes(path, buffer.getvalue(), clean_stale=False)  # remove_stale_temporaries sweeps the folder
+    atomic_write_bytes(path, buffer.getvalue(), clean_stale=False)  # extract_shard sweeps the folder once
     return path
-
-
-def remove_stale_temporaries(out_dir: Path, vids: set[str]) -> int:
-    """Delete temporary files a killed run left for these videos (only this shard's: no other job writes them)."""
-    removed = 0
-    for path in Path(out_dir).iterdir():
-        name = path.name
-        if (
-            name.startswith(".")
-            and name.endswith(".tmp")
-            and ".npy." in name
-            and name[1:].rsplit(".npy.", 1)[0] in vids
-        ):
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
 
 
 def extract_shard(
@@ -312,7 +296,8 @@ def extract_shard(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     videos = list(videos)
-    remove_stale_temporaries(out_dir, {v.vid for v in videos})
+    # only this shard's videos: no other job writes their temporaries
+    remove_stale(out_dir, {feature_path(out_dir, v.vid).name for v in videos}, ".tmp")
     dim = embedding_dim(model, preprocess)
     settings = DecodeSettings(out_dir, float(fps), preprocess, dim, backend, threads=1 if num_workers else 0)
     device = next(model.visual.parameters()).device

@@ -20,7 +20,14 @@ from .. import catalog
 from ..annotations.common import load_json
 from ..annotations.special_jsons import REPORT as SPECIAL_REPORT
 from ..annotations.special_jsons import fast_is_valid as special_fast_is_valid
-from ..annotations.special_jsons import kind_of, load_schemas, per_frame_valid, remove_stale, slim_records, validate
+from ..annotations.special_jsons import (
+    kind_of,
+    load_schemas,
+    per_frame_valid,
+    remove_unproduced_splits,
+    slim_records,
+    validate,
+)
 from ..atomic import atomic_write_bytes
 from ..errors import AnnotationError, ManifestError
 from .schemas import CLIP_REASONS, DROP_REASONS, FILE_REASONS, STRUCTURAL_FRACTION
@@ -357,8 +364,8 @@ def write_built(
                 sum(tally.dropped.values()),
                 dict(tally.dropped),
             )
-        remove_stale(out / name, {f"{t.split}.parquet" for t, _ in results}, "*.parquet")
+        remove_unproduced_splits(out / name, {f"{t.split}.parquet" for t, _ in results}, "*.parquet")
         report["datasets"][name] = entry
     for name, reason in skipped.items():
         report["datasets"][name] = {"status": "skipped", "reason": reason}
-        remove_stale(out / name, set(), "*.parquet")
+        remove_unproduced_splits(out / name, set(), "*.parquet")
