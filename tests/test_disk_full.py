@@ -88,6 +88,20 @@ def test_a_full_disk_met_inside_a_library_is_reported_with_the_numbers(tmp_path,
     err = capsys.readouterr().err
     assert "DiskFullError: the disk is full" in err and "bytes free of" in err and "model.safetensors" in err
 
+    def quoting():  # safetensors' words on a full disk: a library error with no errno and no file
+        raise RuntimeError("Error while serializing: IoError(Os { code: 28, message: No space left on device })")
+
+    with pytest.raises(SystemExit) as exited:
+        run(quoting)
+    err = capsys.readouterr().err
+    assert exited.value.code == 1 and "DiskFullError: the disk is full" in err and "not known" in err
+
+    def other():
+        raise RuntimeError("unexpected pos 576 vs 534")  # on a disk with room: not a full disk, raised as it is
+
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        run(other)
+
 
 def test_writers_that_do_not_say_the_disk_is_full_are_recognised_by_its_free_space(small_disk, tmp_path):
     """torch.save on a full disk raises a RuntimeError naming no cause ("unexpected pos ..."); safetensors

@@ -71,23 +71,26 @@ def _existing(path: str | os.PathLike) -> Path:
     return where
 
 
-def is_disk_full(error: BaseException, path: str | os.PathLike) -> bool:
-    """Whether `error`, raised while writing under `path`, means the disk is full.
-
-    True for an ENOSPC / EDQUOT `OSError` anywhere in its chain, for a library's error quoting one
-    (safetensors: "No space left on device (os error 28)"), and for an `OSError` or `RuntimeError`
-    met while the filesystem of `path` has less than `DISK_FULL_MARGIN` (or 1 %) free (torch.save's own words
-    on a full disk name no cause).
-    """
+def says_disk_full(error: BaseException) -> bool:
+    """Whether `error` says the disk is full: an ENOSPC / EDQUOT `OSError` anywhere in its chain, or a
+    library's error quoting one (safetensors: "No space left on device (os error 28)")."""
     chain: list[BaseException] = []
     while error is not None and error not in chain:
         chain.append(error)
         error = error.__cause__ or error.__context__
     if any(isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS for e in chain):
         return True
-    if any(text in str(e) for e in chain for text in DISK_FULL_TEXT):
+    return any(text in str(e) for e in chain for text in DISK_FULL_TEXT)
+
+
+def is_disk_full(error: BaseException, path: str | os.PathLike) -> bool:
+    """Whether `error`, raised while writing under `path`, means the disk is full: it says so
+    (`says_disk_full`), or it is an `OSError` or `RuntimeError` met while the filesystem of `path` has
+    less than `DISK_FULL_MARGIN` (or 1 %) free (torch.save's own words on a full disk name no cause).
+    """
+    if says_disk_full(error):
         return True
-    if not isinstance(chain[0], OSError | RuntimeError):
+    if not isinstance(error, OSError | RuntimeError):
         return False
     usage = shutil.disk_usage(_existing(path))
     return usage.free < min(DISK_FULL_MARGIN, usage.total // 100)
@@ -127,7 +130,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, clean_stale: boo
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+        if isinstance(error, Exception) and is_disk_full(error, path.parent):
             raise disk_full_error(path, len(data)) from None
         raise
 

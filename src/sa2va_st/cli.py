@@ -6,16 +6,16 @@ import logging
 import sys
 from collections.abc import Callable
 
-from .atomic import DISK_FULL_ERRNOS, disk_full_error
+from .atomic import disk_full_error, says_disk_full
 from .errors import DiskFullError, Sa2vaError
 
 
 def run(main: Callable[[], object]) -> None:
     """Call `main`; a Sa2vaError becomes its message on stderr and exit status 1, without a traceback.
 
-    So does a full disk met outside `sa2va_st.atomic` (an ENOSPC / EDQUOT `OSError` reaching ``main``):
-    a `DiskFullError` naming the file and its filesystem's free and total bytes where the error names
-    the file.
+    So does a full disk met outside `sa2va_st.atomic` (an error reaching ``main`` that says so,
+    `atomic.says_disk_full`): a `DiskFullError` naming the file and its filesystem's free and total bytes
+    where the error names the file.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
@@ -23,14 +23,15 @@ def run(main: Callable[[], object]) -> None:
     except Sa2vaError as error:
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         sys.exit(1)
-    except OSError as error:
-        if error.errno not in DISK_FULL_ERRNOS:
+    except Exception as error:
+        if not says_disk_full(error):
             raise
-        if error.filename:
-            full = disk_full_error(error.filename)
-        else:  # a write() or flush(): the file is not known, so neither is its filesystem's free space
+        filename = getattr(error, "filename", None)
+        if filename:
+            full = disk_full_error(filename)
+        else:  # a write() or flush(), or a library's error: the file is not known, nor its filesystem's free space
             full = DiskFullError(
-                f"the disk is full ({error.strerror}); the file being written is not known",
+                f"the disk is full ({getattr(error, 'strerror', None) or error}); the file being written is not known",
                 fix="free space on the disks of data_root, work_dir and results, and run the job again",
             )
         print(f"error: {type(full).__name__}: {full}", file=sys.stderr)
