@@ -28,7 +28,7 @@ from sa2va_st import paths
 from sa2va_st.config import validate_config
 from sa2va_st.errors import TrainingError
 from sa2va_st.training import checkpointing as ckpt
-from sa2va_st.training.launch import describe_failure, torchrun_command
+from sa2va_st.training.launch import describe_failure, rank_banner, torchrun_command
 from sa2va_st.training.metrics_log import read_metrics
 from sa2va_st.training.progress import Progress
 
@@ -375,3 +375,26 @@ def test_a_dead_rank_is_named_with_its_last_lines(tiny_vlm, synthetic_build, tmp
     report = describe_failure(log, tmp_path / "ranks")
     assert "rank 1 died: killed by SIGKILL" in report, report
     assert "its last lines" in report and "(no log found)" not in report
+
+
+def test_on_several_nodes_a_dead_rank_is_named_with_its_own_nodes_lines(tmp_path):
+    """Two nodes of two ranks: each node's torchrun writes its own folder, and both have a local rank 0.
+    The dead global rank 2 (node B's local rank 0) is quoted from node B's log even when node A's is newer."""
+    ranks = tmp_path / "ranks"
+    logs = {}
+    for node, (first_rank, host) in enumerate([(2, "node-b"), (0, "node-a")]):  # node A's written last
+        for local_rank in (0, 1):
+            path = ranks / f"42_{node}abc/attempt_0/{local_rank}/stderr.log"
+            path.parent.mkdir(parents=True)
+            rank = first_rank + local_rank
+            path.write_text(f"INFO sa2va_st.train: {rank_banner(rank, 4, local_rank, host)}\nwork of rank {rank}\n")
+            os.utime(path, (1000 + node, 1000 + node))
+            logs[rank] = path
+    torchrun_log = tmp_path / "train.log"
+    torchrun_log.write_text(
+        "Root Cause (first observed failure):\n[0]:\n  time      : 2026-12-02_00:00:00\n  host      : node-b\n"
+        "  rank      : 2 (local_rank: 0)\n  exitcode  : -9 (pid: 123)\n"
+    )
+    report = describe_failure(torchrun_log, ranks)
+    assert "rank 2 died: killed by SIGKILL" in report and "work of rank 2" in report and str(logs[2]) in report
+    assert "work of rank 0" not in report

@@ -5,7 +5,8 @@
   node that meet at the first node (`srun_torchrun_command`); every rank's stdout and stderr also
   written to ``{log_dir}/<run id>_<random>/attempt_<n>/<local rank>/`` (``--redirects 3 --tee 3``),
   so that a rank that dies leaves its last lines behind (on several nodes every node's torchrun
-  writes its own ``<run id>_<random>`` folder there).
+  writes its own ``<run id>_<random>`` folder there, and each rank's first line, `rank_banner`, says which
+  global rank wrote it).
 - **Failure** (`describe_failure`): torchrun's summary names the ranks that failed and their exit
   codes (a negative code is the signal, e.g. -9 for SIGKILL, as the out-of-memory killer sends); this
   turns it into one paragraph per dead rank with the last lines that rank wrote.
@@ -80,8 +81,20 @@ def _exit_text(code: int) -> str:
     return f"exit status {code}"
 
 
-def _rank_log(log_dir: Path, local_rank: int) -> Path | None:
+def rank_banner(rank: int, world_size: int, local_rank: int, host: str) -> str:
+    """The first line every rank logs: it tells the node folders of a multi-node run apart (`_rank_log`)."""
+    return f"rank {rank} of {world_size} (local rank {local_rank}) on {host}"
+
+
+def _rank_log(log_dir: Path, rank: int, local_rank: int) -> Path | None:
+    """The stderr of global ``rank``: on several nodes every node has a ``local_rank`` folder, and the one
+    whose rank logged its banner as ``rank`` is it; otherwise (it died before logging) the newest."""
     candidates = sorted(log_dir.glob(f"*/attempt_*/{local_rank}/stderr.log"), key=lambda p: p.stat().st_mtime)
+    banner = re.compile(rf"\brank {rank} of \d+ \(local rank {local_rank}\)")
+    for path in reversed(candidates):
+        with path.open(errors="replace") as handle:
+            if any(banner.search(line) for _, line in zip(range(200), handle)):
+                return path
     return candidates[-1] if candidates else None
 
 
@@ -96,7 +109,7 @@ def describe_failure(torchrun_log: str | os.PathLike, log_dir: str | os.PathLike
         return f"training failed before any rank reported (torchrun's last lines):\n{tail}"
     parts = []
     for rank, (local_rank, code) in sorted(failures.items()):
-        log = _rank_log(Path(log_dir), local_rank)
+        log = _rank_log(Path(log_dir), rank, local_rank)
         lines = log.read_text(errors="replace").splitlines()[-TAIL_LINES:] if log else ["(no log found)"]
         where = f" ({log})" if log else ""
         parts.append(f"rank {rank} died: {_exit_text(code)}; its last lines{where}:\n  " + "\n  ".join(lines))

@@ -52,6 +52,7 @@ from ..model.prompts import Sa2vaSTProcessor
 from . import checkpointing as ckpt
 from .data import TrainingCollator, held_out_items, training_mix
 from .engine import build_engine, deepspeed_config, read_deepspeed_json, set_lr, to_universal, zero_stage
+from .launch import rank_banner
 from .metrics_log import MetricsLog
 from .progress import Progress
 from .schedule import Schedule
@@ -248,6 +249,7 @@ class TrainingRecipe:
             deepspeed.init_distributed(dist_backend=backend, verbose=False)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        log.info(rank_banner(self.rank, self.world_size, self.local_rank, socket.gethostname()))
 
     def _device(self) -> torch.device:
         if torch.cuda.is_available():
