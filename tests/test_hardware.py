@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -53,9 +52,10 @@ def test_two_concurrent_jobs_on_a_two_gpu_node_get_different_gpus_and_a_third_wa
     cuda:0 and cuda:1 at once, the third gets a GPU only when one of them has released it."""
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="0,1", SA2VA_ST_GPU_LOCK_DIR=str(tmp_path / "locks"))
     first, second = start_claim(env, 2, 4.0), start_claim(env, 2, 4.0)
-    time.sleep(1.0)  # both hold their GPU now (they only import and lock)
+    held = [p.stdout.readline().split() for p in (first, second)]  # both hold their GPU now
     third = start_claim(env, 2, 0.1)
-    outputs = [p.communicate(timeout=120)[0].split() for p in (first, second, third)]
+    outputs = [h + p.communicate(timeout=120)[0].split() for h, p in zip(held, (first, second))]
+    outputs.append(third.communicate(timeout=120)[0].split())
     assert all(p.returncode == 0 for p in (first, second, third))
     (d1, t1, _, r1), (d2, t2, _, r2), (d3, t3, _, _) = outputs
     assert {d1, d2} == {"cuda:0", "cuda:1"}  # never both on cuda:0
