@@ -46,13 +46,14 @@ def remove_stale(parent: Path, names: str | Iterable[str], suffix: str) -> list[
             and stem[:-9] in wanted
         ):
             stale.append(Path(entry.path))
-    for path in sorted(stale):
+    stale.sort()
+    for path in stale:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-    return sorted(stale)
+    return stale
 
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -130,7 +131,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, clean_stale: boo
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(error, Exception) and is_disk_full(error, path.parent):
+        if says_disk_full(error):  # this write's own OSError: its errno says what happened
             raise disk_full_error(path, len(data)) from None
         raise
 
