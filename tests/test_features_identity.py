@@ -74,6 +74,21 @@ def test_a_folder_refuses_features_of_another_checkpoint_naming_both(tmp_path, t
     assert recorded["weights"] == weights_id(str(a)) and recorded["frame_rule"] >= 1
 
 
+def test_shards_recording_the_identity_at_once_leave_each_others_temporaries_alone(tmp_path, two_checkpoints):
+    """Every shard job of a feature folder records its identity.json when it finds none, and SLURM or
+    --cores N start them together (a CI run lost a shard so: one swept the other's temporary before its
+    rename). A temporary of identity.json may be a live shard's: it is not swept."""
+    import tempfile
+
+    a, _ = two_checkpoints
+    preprocess = {"image_size": [32, 32], "interpolation": "bicubic"}
+    path = tmp_path / "identity.json"
+    _, other = tempfile.mkstemp(prefix=".identity.json.", suffix=".tmp", dir=tmp_path)  # another shard's, mid-write
+    check_identity(tmp_path, FeatureIdentity.of("tiny", str(a), preprocess, 10.0), path)
+    assert Path(other).exists() and json.loads(path.read_text())["weights"] == weights_id(str(a))
+    os.replace(other, path)  # that shard's rename still finds its file
+
+
 @pytest.mark.slow
 def test_the_shard_script_keeps_a_folder_to_the_checkpoint_that_made_it(tmp_path, two_checkpoints):
     a, b = two_checkpoints

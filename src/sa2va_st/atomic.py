@@ -115,7 +115,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, clean_stale: boo
 
     ``clean_stale`` lists the folder for a dead writer's temporaries of ``path`` first; a writer of
     thousands of files in one folder passes False and sweeps them all at once (`remove_stale` with
-    every name; the features do).
+    every name; the features do). So does the writer of a file that several jobs may write at the same
+    time (a feature folder's ``identity.json``, written by whichever shard starts first): there a
+    temporary may be a live job's.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,12 +138,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, clean_stale: boo
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike, text: str, *, clean_stale: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), clean_stale=clean_stale)
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+def atomic_write_json(path: str | os.PathLike, obj: Any, *, clean_stale: bool = True) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n", clean_stale=clean_stale)
 
 
 @contextlib.contextmanager

@@ -87,7 +87,7 @@ def checkpoint_sha256(path: str | os.PathLike) -> str:
     digest = _folder_sha256(path, file_hash) if path.is_dir() else file_hash(path)
     if changed:
         try:
-            atomic_write_json(store, cache)
+            atomic_write_json(store, cache, clean_stale=False)  # shared by every job hashing at once
         except OSError:  # a read-only home only costs a re-hash next time
             pass
     return digest
@@ -162,4 +162,6 @@ def check_identity(
                 fix="point clip.pretrained at the checkpoint that made this folder, or delete the folder to re-extract",
             )
         return
-    atomic_write_json(path, {"format": IDENTITY_FORMAT, **asdict(identity)})
+    # every shard of the folder may get here at once: none may sweep another's temporary (the last rename
+    # wins, and all of them write the same identity)
+    atomic_write_json(path, {"format": IDENTITY_FORMAT, **asdict(identity)}, clean_stale=False)
