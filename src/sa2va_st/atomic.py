@@ -28,7 +28,8 @@ def remove_stale(parent: Path, names: str | Iterable[str], suffix: str) -> list[
     a features shard sweeps its thousands of videos' temporaries in one pass.
 
     One job writes one output (Snakemake never runs two jobs for it), so a temporary of the same
-    target found on starting is a dead writer's, never a live one's.
+    target found on starting is a dead writer's, never a live one's. A file that several jobs write at
+    once is the exception: its writers do not sweep (`atomic_write_bytes`' ``clean_stale``).
     """
     wanted = {names} if isinstance(names, str) else set(names)
     if not wanted or not parent.is_dir():

@@ -81,16 +81,20 @@ def _exit_text(code: int) -> str:
     return f"exit status {code}"
 
 
+def _rank_id(rank: int, local_rank: int) -> str:
+    return f"rank {rank} (local rank {local_rank})"
+
+
 def rank_banner(rank: int, world_size: int, local_rank: int, host: str) -> str:
     """The first line every rank logs: it tells the node folders of a multi-node run apart (`_rank_log`)."""
-    return f"rank {rank} of {world_size} (local rank {local_rank}) on {host}"
+    return f"{_rank_id(rank, local_rank)} of {world_size} on {host}"
 
 
 def _rank_log(log_dir: Path, rank: int, local_rank: int) -> Path | None:
     """The stderr of global ``rank``: on several nodes every node has a ``local_rank`` folder, and the one
     whose rank logged its banner as ``rank`` is it; otherwise (it died before logging) the newest."""
     candidates = sorted(log_dir.glob(f"*/attempt_*/{local_rank}/stderr.log"), key=lambda p: p.stat().st_mtime)
-    banner = re.compile(rf"\brank {rank} of \d+ \(local rank {local_rank}\)")
+    banner = re.compile(rf"\b{re.escape(_rank_id(rank, local_rank))} of ")
     for path in reversed(candidates):
         with path.open(errors="replace") as handle:
             if any(banner.search(line) for _, line in zip(range(200), handle)):
